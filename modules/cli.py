@@ -1,0 +1,56 @@
+"""`raceplane`: the command a person types.
+
+Each subcommand lives with the code it drives; this file only lists them and dispatches, so
+`raceplane --help` stays fast (nothing heavy is imported until a subcommand runs). A
+subcommand target is a function `main(argv: list[str]) -> int`.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+# name -> (module path, function, one-line help). Keep in the order a newcomer meets them.
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("modules.cli", "run_module", "run one module in the foreground: raceplane run MODULE [args]"),
+}
+
+MODULES = ("control_room", "game_sim", "telemetry_decoder", "lap_timer", "recorder", "web_bridge", "livetiming")
+
+
+def run_module(argv: list[str]) -> int:
+    """`raceplane run MODULE [args]`: the same as `python -m modules.MODULE [args]`."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: raceplane run MODULE [args]\n\nmodules: " + ", ".join(MODULES))
+        return 0 if argv else 2
+    name, *rest = argv
+    name = name.replace("-", "_")
+    if name not in MODULES:
+        print(f"raceplane run: unknown module {name!r}; choose one of: {', '.join(MODULES)}", file=sys.stderr)
+        return 2
+    entry = import_module(f"modules.{name}.__main__")
+    return entry.main(rest) or 0
+
+
+def usage() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = ["usage: raceplane COMMAND [args]   (raceplane COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, _, text) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if argv else 2
+    command, *rest = argv
+    if command not in SUBCOMMANDS:
+        print(f"raceplane: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_path, function, _ = SUBCOMMANDS[command]
+    return getattr(import_module(module_path), function)(rest) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

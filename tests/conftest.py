@@ -1,0 +1,59 @@
+"""Fixtures every test shares. LSL is isolated at import time, before anything loads liblsl."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dareplane_utils.testing import isolate_lsl
+
+LSL_CONFIG = isolate_lsl("raceplane-test")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def lsl_config() -> Path:
+    """The liblsl config of this run: discovery on this machine, in this run's session only."""
+    return LSL_CONFIG
+
+
+@pytest.fixture
+def spawn() -> Iterator:
+    """Start `python -m <module> args` in its own process group; every one is killed at teardown.
+
+    Returns a function (module, *args, env=None, **popen_kwargs) -> Popen. Output goes to
+    pipes unless given otherwise, so a test can read what a failing process said.
+    """
+    processes: list[subprocess.Popen] = []
+
+    def start(module: str, *args: str, env: dict[str, str] | None = None, **popen_kwargs) -> subprocess.Popen:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        popen_kwargs.setdefault("stdout", subprocess.PIPE)
+        popen_kwargs.setdefault("stderr", subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=REPO,
+            env=full_env,
+            start_new_session=True,
+            **popen_kwargs,
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
