@@ -25,8 +25,15 @@ def write_lsl_config(directory: Path, session_id: str) -> Path:
     """Write an liblsl config that resolves only on this machine, within `session_id`."""
     path = Path(directory) / "lsl_api.cfg"
     path.write_text(
-        "[multicast]\nResolveScope = machine\n\n"
+        "[multicast]\nResolveScope = machine\n"
+        # liblsl's machine scope queries 127.0.0.1 by unicast, which the kernel hands to only
+        # one of the processes listening on the port: with several producers, most streams
+        # stayed unresolvable. Loopback broadcast reaches every process on this machine.
+        "MachineAddresses = {127.255.255.255}\n\n"
         f"[lab]\nSessionID = {session_id}\n\n"
+        # Without multicast on loopback, liblsl finds an outlet by asking every port of its
+        # range; the default 32 is fewer than one stack's outlets (the decoder alone has 18).
+        "[ports]\nPortRange = 1024\n\n"
         # liblsl's INFO lines on stderr drown test output; keep its errors.
         "[log]\nlevel = -2\n"
     )

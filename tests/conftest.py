@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from dareplane_utils.testing import isolate_lsl
+from dareplane_utils.testing import free_port, isolate_lsl
 
 LSL_CONFIG = isolate_lsl("raceplane-test")
+# Records of test processes must never reach a real log server (a demo on this machine): unless a
+# test says otherwise, loggers aim at a port where nothing listens and hold their records.
+os.environ.setdefault("RACEPLANE_LOG_PORT", str(free_port()))
 REPO = Path(__file__).resolve().parent.parent
 
 
