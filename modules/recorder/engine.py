@@ -1,0 +1,466 @@
+"""The recording engine: LSL inlets in, XDF chunks out, one writer thread owning the file.
+
+Threads of a recording, and why:
+- resolver: finds matching streams (at start, every `scan_interval`, and on UPDATE) and opens
+  an inlet for each new one; opening blocks, so it never stalls the writer.
+- clock: measures each inlet's clock offset every `clock_interval` (time_correction blocks).
+- writer: pulls every inlet without blocking, encodes, writes whole chunks, syncs each second,
+  rotates files. It alone touches the file, so the others hand it work through queues.
+A stream is known by (name, source_id), so an outlet that vanishes and returns is the same
+stream: pylsl's inlet recovers by source_id and the resolver does not add it twice.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import queue
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pylsl
+
+from modules.recorder.sink import SinkError, XdfSink
+from modules.recorder.xdf import StreamLayout, XdfEncoder, XdfError
+
+SESSION_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+PULL_BYTES = 256 << 10  # bytes per pull: bounds memory and chunk size for wide streams
+MAX_ERRORS = 20
+
+
+@dataclass
+class RecorderSettings:
+    save_path: Path = Path(".")
+    patterns: list[str] = field(default_factory=lambda: ["raceplane.*"])
+    rotate_seconds: float = 0.0  # 0: never rotate by time
+    rotate_bytes: int = 0  # 0: never rotate by size
+    max_channels: int = 65_536
+    max_string_bytes: int = 65_536
+    scan_interval: float = 1.0
+    clock_interval: float = 5.0
+    boundary_interval: float = 10.0
+    sync_interval: float = 1.0
+    # Pull period while no inlet fills a whole chunk: bigger chunks, less CPU; what waits in
+    # liblsl meanwhile is what a crash can lose.
+    poll_interval: float = 0.1
+    session: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    """One recorded LSL stream across the files of a recording."""
+
+    key: tuple[str, str]
+    inlet: pylsl.StreamInlet
+    info_xml: str
+    layout: StreamLayout
+    max_samples: int
+    samples: int = 0
+    dropped: int = 0
+    lost: bool = False
+    last_offset: tuple[float, float] | None = None
+    stream_id: int = -1  # in the current file
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.key[0],
+            "source_id": self.key[1],
+            "channels": self.layout.channel_count,
+            "format": self.layout.channel_format,
+            "samples": self.samples,
+            "dropped": self.dropped,
+            "lost": self.lost,
+        }
+
+
+def stream_key(info: pylsl.StreamInfo) -> tuple[str, str]:
+    return (info.name(), info.source_id() or f"uid:{info.uid()}")
+
+
+class Recording:
+    """One running recording: its threads, its current file and its sources."""
+
+    def __init__(
+        self, settings: RecorderSettings, path: Path, append: bool, logger: logging.Logger
+    ) -> None:
+        self.settings = settings
+        self.logger = logger
+        self.base_path = path
+        self.files: list[Path] = []
+        self.sources: dict[tuple[str, str], Source] = {}
+        self.errors: deque[str] = deque(maxlen=MAX_ERRORS)
+        self.refused: dict[tuple[str, str], str] = {}
+        self.error: str | None = None
+        self.started = time.time()
+        self.ended: float | None = None
+        self.bytes_done = 0  # in files already closed by rotation
+        self.stop_event = threading.Event()
+        self.rescan = threading.Event()
+        self._new_sources: queue.Queue[Source] = queue.Queue()
+        self._offsets: queue.Queue[tuple[Source, float, float]] = queue.Queue()
+        self._part = 1
+        self._open_file(path, append)  # in the caller's thread: RECORD reports open errors
+        self._threads = [
+            threading.Thread(target=self._resolve_loop, name="recorder-resolve", daemon=True),
+            threading.Thread(target=self._clock_loop, name="recorder-clock", daemon=True),
+            threading.Thread(target=self._write_loop, name="recorder-write", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # ---- status -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.error is None and self._threads[2].is_alive()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "recording": self.running,
+            "file": str(self.files[-1]),
+            "files": [str(path) for path in self.files],
+            "duration_s": round((self.ended or time.time()) - self.started, 3),
+            "bytes": self.bytes_done + self.sink.committed,
+            "samples": sum(source.samples for source in list(self.sources.values())),
+            "streams": [source.status() for source in list(self.sources.values())],
+            "refused": [
+                {"name": k[0], "source_id": k[1], "why": v} for k, v in self.refused.items()
+            ],
+            "errors": list(self.errors),
+            "error": self.error,
+        }
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stop_event.set()
+        self.rescan.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _note(self, message: str) -> None:
+        self.errors.append(message)
+        self.logger.warning(message)
+
+    # ---- resolver thread ----------------------------------------------------------------
+
+    def _resolve_loop(self) -> None:
+        resolver = pylsl.ContinuousResolver(forget_after=max(5.0, 3 * self.settings.scan_interval))
+        try:
+            while not self.stop_event.is_set():
+                for info in resolver.results():
+                    if self.stop_event.is_set():
+                        break
+                    self._consider(info)
+                self.rescan.wait(self.settings.scan_interval)
+                self.rescan.clear()
+        finally:
+            del resolver
+
+    def _consider(self, info: pylsl.StreamInfo) -> None:
+        key = stream_key(info)
+        if (
+            key in self.sources
+            or key in self.refused
+            or not matches(info.name(), self.settings.patterns)
+        ):
+            return
+        channels = info.channel_count()
+        if channels > self.settings.max_channels:
+            why = f"{channels} channels, more than max_channels={self.settings.max_channels}"
+            self.refused[key] = why
+            self._note(f"not recording stream {key[0]!r}: {why}")
+            return
+        try:
+            inlet = pylsl.StreamInlet(info, max_chunklen=0, recover=True, processing_flags=0)
+            inlet.open_stream(timeout=5.0)
+            info_xml = inlet.info(timeout=5.0).as_xml()
+            layout = StreamLayout.from_xml(info_xml)
+        except (pylsl.util.TimeoutError, pylsl.util.LostError, XdfError) as error:
+            self._note(f"cannot open stream {key[0]!r}: {error}")
+            return
+        value_bytes = (layout.dtype.itemsize if layout.dtype else 64) * layout.channel_count
+        max_samples = max(1, min(8192, PULL_BYTES // value_bytes))
+        source = Source(key, inlet, info_xml, layout, max_samples)
+        try:
+            offset = inlet.time_correction(timeout=2.0)
+            now = pylsl.local_clock()
+            source.last_offset = (now - offset, offset)
+        except (pylsl.util.TimeoutError, pylsl.util.LostError):
+            pass
+        self.sources[key] = source
+        self._new_sources.put(source)
+        self.logger.info("recording stream %s (%s)", key[0], key[1])
+
+    # ---- clock thread -------------------------------------------------------------------
+
+    def _clock_loop(self) -> None:
+        while not self.stop_event.wait(self.settings.clock_interval):
+            for source in list(self.sources.values()):
+                if source.lost or self.stop_event.is_set():
+                    continue
+                try:
+                    offset = source.inlet.time_correction(timeout=2.0)
+                except (pylsl.util.TimeoutError, pylsl.util.LostError):
+                    continue
+                now = pylsl.local_clock()
+                self._offsets.put((source, now - offset, offset))
+
+    # ---- writer thread ------------------------------------------------------------------
+
+    def _open_file(self, path: Path, append: bool) -> None:
+        self.sink = XdfSink(path, append=append)
+        self.encoder = XdfEncoder()
+        self.next_id = self.sink.next_stream_id
+        self.file_started = time.monotonic()
+        self.files.append(path)
+        if not self.sink.resumed:
+            try:
+                self.sink.write(self.encoder.file_header(self.settings.session))
+            except SinkError:
+                self.sink.close()
+                raise
+
+    def _add_to_file(self, source: Source) -> list[bytes]:
+        source.stream_id = self.next_id
+        self.next_id += 1
+        chunks = [self.encoder.stream_header(source.stream_id, source.info_xml)]
+        if source.last_offset is not None:
+            chunks.append(self.encoder.clock_offset(source.stream_id, *source.last_offset))
+        return chunks
+
+    def _write_loop(self) -> None:
+        active: list[Source] = []
+        last_sync = last_boundary = time.monotonic()
+        try:
+            while True:
+                stopping = self.stop_event.is_set()
+                out: list[bytes] = []
+                while not self._new_sources.empty():
+                    source = self._new_sources.get()
+                    out += self._add_to_file(source)
+                    active.append(source)
+                while not self._offsets.empty():
+                    source, when, value = self._offsets.get()
+                    source.last_offset = (when, value)
+                    out.append(self.encoder.clock_offset(source.stream_id, when, value))
+                pulled = saturated = 0
+                for source in active:
+                    count = self._pull(source, out)
+                    pulled += count
+                    saturated += count >= source.max_samples
+                now = time.monotonic()
+                if now - last_boundary >= self.settings.boundary_interval:
+                    out.append(self.encoder.boundary())
+                    last_boundary = now
+                if out:
+                    self.sink.write(*out)
+                if now - last_sync >= self.settings.sync_interval:
+                    self.sink.sync()
+                    last_sync = now
+                if stopping and not pulled:
+                    break
+                if self._should_rotate(now):
+                    self._rotate(active)
+                if not saturated:
+                    self.stop_event.wait(self.settings.poll_interval)
+            self._close_file(active)
+        except SinkError as error:
+            self.error = str(error)
+            self.logger.error("recording stopped: %s", error)
+            self.stop_event.set()
+            self.rescan.set()
+        except Exception as error:  # a bug must not leave the file open and STATUS silent
+            self.error = f"recording stopped by an internal error: {error!r}"
+            self.logger.exception("recording stopped by an internal error")
+            self.stop_event.set()
+            self.rescan.set()
+        finally:
+            self.ended = time.time()
+            try:
+                self.sink.close()
+            except SinkError as error:
+                self.error = self.error or str(error)
+            for source in self.sources.values():
+                source.inlet.close_stream()
+
+    def _pull(self, source: Source, out: list[bytes]) -> int:
+        """Append a chunk of everything `source` has ready to `out`; return the sample count."""
+        if source.lost:
+            return 0
+        total = 0
+        while True:
+            try:
+                values, stamps = source.inlet.pull_chunk(
+                    timeout=0.0, max_samples=source.max_samples, as_numpy=True
+                )
+            except pylsl.util.LostError:
+                source.lost = True
+                self._note(f"stream {source.key[0]!r} was lost and cannot recover (no source_id)")
+                return total
+            count = len(stamps)
+            if count == 0:
+                return total
+            if source.layout.dtype is None:
+                values, stamps = self._bound_strings(source, values, stamps)
+            if len(stamps):
+                out.append(self.encoder.samples(source.stream_id, stamps, values))
+                source.samples += len(stamps)
+            total += count
+            if count < source.max_samples:
+                return total
+
+    def _bound_strings(self, source: Source, values: np.ndarray, stamps: np.ndarray):
+        limit = self.settings.max_string_bytes
+        sizes = np.fromiter((len(v) for v in values.flat), dtype=np.int64, count=values.size)
+        too_big = (sizes.reshape(values.shape) > limit).any(axis=1)
+        if not too_big.any():
+            return values, stamps
+        dropped = int(too_big.sum())
+        source.dropped += dropped
+        self._note(
+            f"stream {source.key[0]!r}: dropped {dropped} sample(s) with a string of "
+            f"{int(sizes.max())} bytes, over max_string_bytes={limit}"
+        )
+        keep = ~too_big
+        return values[keep], stamps[keep]
+
+    def _should_rotate(self, now: float) -> bool:
+        settings = self.settings
+        return (
+            settings.rotate_seconds > 0 and now - self.file_started >= settings.rotate_seconds
+        ) or (settings.rotate_bytes > 0 and self.sink.committed >= settings.rotate_bytes)
+
+    def _rotate(self, active: list[Source]) -> None:
+        self._close_file(active)
+        self.bytes_done += self.sink.committed
+        self._part += 1
+        self._open_file(part_path(self.base_path, self._part), append=False)
+        self.sink.write(*(item for source in active for item in self._add_to_file(source)))
+
+    def _close_file(self, active: list[Source]) -> None:
+        self.sink.write(*(self.encoder.stream_footer(source.stream_id) for source in active))
+        self.sink.close()
+
+
+def part_path(base: Path, part: int) -> Path:
+    """The file of rotation part `part` (2, 3, ...): session.xdf -> session.part0002.xdf."""
+    return base.with_name(f"{base.stem}.part{part:04d}{base.suffix}")
+
+
+def matches(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+class Recorder:
+    """The recorder module's state and commands (DefaultServer command map)."""
+
+    def __init__(
+        self, settings: RecorderSettings | None = None, logger: logging.Logger | None = None
+    ) -> None:
+        self.settings = settings or RecorderSettings()
+        self.logger = logger or logging.getLogger("recorder")
+        self.recording: Recording | None = None
+        self._lock = threading.Lock()
+
+    def commands(self) -> dict[str, Any]:
+        return {
+            "RECORD": self.record,
+            "STOPRECORD": self.stop_record,
+            "STOP": self.stop,
+            "SELECT": self.select,
+            "SET_SAVE_PATH": self.set_save_path,
+            "UPDATE": self.update,
+            "STATUS": self.status,
+        }
+
+    def record(
+        self, filename: str | None = None, append: bool = False, **session: Any
+    ) -> dict[str, Any]:
+        """Record into `filename` (relative to the save path); `session` is stored in the file."""
+        with self._lock:
+            if self.recording is not None and self.recording.running:
+                raise ValueError(
+                    f"already recording to {self.recording.files[-1]}; STOPRECORD first"
+                )
+            bad = [key for key in session if not SESSION_KEY.fullmatch(key)]
+            if bad:
+                raise ValueError(f"session parameter names must be identifiers, not {bad}")
+            name = filename or datetime.now().strftime("raceplane_%Y%m%d_%H%M%S.xdf")
+            path = Path(name) if Path(name).is_absolute() else Path(self.settings.save_path) / name
+            settings = RecorderSettings(
+                **{
+                    **self.settings.__dict__,
+                    "session": {**self.settings.session, **{k: str(v) for k, v in session.items()}},
+                }
+            )
+            try:
+                self.recording = Recording(settings, path, bool(append), self.logger)
+            except (SinkError, OSError) as error:
+                raise ValueError(str(error)) from None
+            self.logger.info("recording to %s", path)
+            return {"file": str(path)}
+
+    def stop_record(self) -> dict[str, Any]:
+        with self._lock:
+            if self.recording is None:
+                raise ValueError("not recording")
+            self.recording.stop()
+            return self.recording.status()
+
+    def stop(self) -> dict[str, Any]:
+        """STOP: like STOPRECORD, but not an error when idle (the control room stops everyone)."""
+        if self.recording is None or not self.recording.running:
+            return self.status()
+        return self.stop_record()
+
+    def select(self, patterns: list[str] | str) -> list[str]:
+        """Name patterns (shell globs) of the streams to record, from the next stream found on."""
+        chosen = [patterns] if isinstance(patterns, str) else list(patterns)
+        if not chosen or not all(isinstance(p, str) and p for p in chosen):
+            raise ValueError("SELECT needs a non-empty list of name patterns, e.g. ['raceplane.*']")
+        self.settings.patterns = chosen
+        if self.recording is not None:
+            self.recording.settings.patterns = chosen
+            self.recording.rescan.set()
+        return chosen
+
+    def set_save_path(self, path: str) -> str:
+        target = Path(path)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"cannot use {target} as save path: {error.strerror}") from None
+        self.settings.save_path = target
+        return str(target)
+
+    def update(self) -> list[dict[str, Any]]:
+        """Rescan LSL now; list every stream seen and whether the selection takes it."""
+        if self.recording is not None and self.recording.running:
+            self.recording.rescan.set()
+        infos = pylsl.resolve_streams(wait_time=1.0)
+        return [
+            {
+                "name": info.name(),
+                "type": info.type(),
+                "source_id": info.source_id(),
+                "channels": info.channel_count(),
+                "selected": matches(info.name(), self.settings.patterns),
+            }
+            for info in infos
+        ]
+
+    def status(self) -> dict[str, Any]:
+        base = {"save_path": str(self.settings.save_path), "patterns": self.settings.patterns}
+        if self.recording is None:
+            return {**base, "recording": False}
+        return {**base, **self.recording.status()}
+
+    def close(self) -> None:
+        if self.recording is not None and self.recording.running:
+            self.recording.stop()
