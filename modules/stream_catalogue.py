@@ -325,6 +325,10 @@ CATALOGUE: tuple[StreamDef, ...] = (
           "new session, flashback, restart, detected drops"),
     _json("raceplane.laps", "lap_timer", "one completed lap"),
     _json("raceplane.standings", "lap_timer", "the standings table, on every change"),
+    _json("raceplane.livetiming", "livetiming", "one message of the F1 live timing feed as "
+          "received: {topic, data, timestamp} (livetiming also fills the streams above that a "
+          "real session has: lap_data, car_status, car_telemetry, motion, session, "
+          "participants, events)"),
 )  # fmt: skip
 
 STREAMS: dict[str, StreamDef] = {s.name: s for s in CATALOGUE}

@@ -1,0 +1,89 @@
+"""Routes samples of the decoder's streams to a LapTimer (no I/O: the feed does the LSL part)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .detector import MAX_CARS, FrameLayout
+from .packets import session_history_laps, session_uid
+from .timer import LapTimer
+
+LAP_DATA = "raceplane.lap_data"
+CAR_STATUS = "raceplane.car_status"
+NUMERIC = (LAP_DATA, CAR_STATUS)
+JSON = (
+    "raceplane.session",
+    "raceplane.participants",
+    "raceplane.events",
+    "raceplane.session_history",
+    "raceplane.final_classification",
+)
+STREAMS = NUMERIC + JSON
+
+
+class Inputs:
+    """`handle(stream, sample)`: a numeric row (after `set_channels`) or a decoded JSON object."""
+
+    def __init__(self, timer: LapTimer) -> None:
+        self.timer = timer
+        self._layout: FrameLayout | None = None
+        self._uid_columns = (0, 1)
+        self._tyre_columns: np.ndarray | None = None
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            LAP_DATA: self._lap_data,
+            CAR_STATUS: self._car_status,
+            "raceplane.session": timer.on_session,
+            "raceplane.participants": timer.on_participants,
+            "raceplane.events": timer.on_event,
+            "raceplane.session_history": self._session_history,
+            "raceplane.final_classification": timer.on_final_classification,
+        }
+
+    def set_channels(self, stream: str, labels: Sequence[str]) -> None:
+        """Learn where the fields sit in a numeric stream; ValueError if they are not there."""
+        position = {label: i for i, label in enumerate(labels)}
+        if stream == LAP_DATA:
+            self._layout = FrameLayout(labels)
+        elif stream == CAR_STATUS:
+            wanted = ["header.session_uid_hi", "header.session_uid_lo"] + [
+                f"car{i:02d}.visual_tyre_compound" for i in range(MAX_CARS)
+            ]
+            missing = [label for label in wanted if label not in position]
+            if missing:
+                raise ValueError(f"car_status stream lacks channels: {', '.join(missing[:3])}")
+            self._uid_columns = (position[wanted[0]], position[wanted[1]])
+            self._tyre_columns = np.array([position[label] for label in wanted[2:]])
+
+    def handle(self, stream: str, sample: Any) -> None:
+        self._handlers[stream](sample)
+
+    def handle_batch(self, batch: list[tuple[float, str, Any]]) -> list[tuple[str, Exception]]:
+        """(timestamp, stream, sample) from all streams, taken in time order (a flashback event
+        and the frames around it must not swap); returns the samples refused and why."""
+        refused: list[tuple[str, Exception]] = []
+        for _, stream, sample in sorted(batch, key=lambda item: item[0]):
+            try:
+                self.handle(stream, sample)
+            except (ValueError, KeyError, TypeError, IndexError) as error:
+                refused.append((stream, error))
+        self.timer.flush()
+        return refused
+
+    def _lap_data(self, row: np.ndarray) -> None:
+        if self._layout is None:
+            raise ValueError("lap_data channels unknown: set_channels first")
+        self.timer.on_lap_data(self._layout.frame(row))
+
+    def _car_status(self, row: np.ndarray) -> None:
+        if self._tyre_columns is None:
+            raise ValueError("car_status channels unknown: set_channels first")
+        hi, lo = self._uid_columns
+        uid = (int(row[hi]) << 32) | int(row[lo])
+        self.timer.on_car_status(str(uid), [int(v) for v in row[self._tyre_columns]])
+
+    def _session_history(self, packet: dict[str, Any]) -> None:
+        car, laps = session_history_laps(packet)
+        self.timer.reconcile(session_uid(packet), car, laps)

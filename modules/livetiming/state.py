@@ -1,0 +1,528 @@
+"""A live timing session turned into Raceplane samples, without I/O.
+
+`LiveSession.feed(message)` takes one message of the feed (state or change), keeps each topic's
+merged state, and returns the samples to publish:
+
+- `raceplane.livetiming`: every message as JSON `{topic, data, timestamp}` (`.z` data inflated);
+- `raceplane.session`, `raceplane.participants`, `raceplane.events`: JSON in the decoder's
+  layout, so the lap timer and web bridge read them as they read the game's;
+- `raceplane.lap_data`, `raceplane.car_status`, `raceplane.car_telemetry`, `raceplane.motion`:
+  rows in the decoder's per-car layout (`modules/stream_catalogue.py`).
+
+Cars: live timing names a car by its racing number; each number gets a car slot (0..21) the
+first time it appears, in the order of the driver list, and keeps it for the session. Fields
+the feed does not have are NaN for cars in the session; unused slots are zeros.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from modules.stream_catalogue import CARS, STREAMS
+
+from .savefile import Message
+from .topics import decode, format_timestamp, merge, parse_timestamp, time_ms
+
+LIVETIMING = "raceplane.livetiming"
+LAP_DATA, CAR_STATUS = "raceplane.lap_data", "raceplane.car_status"
+CAR_TELEMETRY, MOTION = "raceplane.car_telemetry", "raceplane.motion"
+SESSION, PARTICIPANTS, EVENTS = "raceplane.session", "raceplane.participants", "raceplane.events"
+NUMERIC = (LAP_DATA, CAR_STATUS, CAR_TELEMETRY, MOTION)
+JSON = (LIVETIMING, SESSION, PARTICIPANTS, EVENTS)
+
+# SessionInfo's Type/Name -> the game's session type number (the lap timer ranks by it).
+SESSION_NUMBERS = {
+    "Practice 1": 1, "Practice 2": 2, "Practice 3": 3, "Qualifying": 5,
+    "Sprint Shootout": 10, "Sprint Qualifying": 10, "Sprint": 15, "Race": 15,
+}  # fmt: skip
+# Tyre compound names -> the game's visual compound (16 soft, 17 medium, 18 hard, 7 inter, 8 wet).
+COMPOUNDS = {"SOFT": 16, "MEDIUM": 17, "HARD": 18, "INTERMEDIATE": 7, "WET": 8}
+# result_status of the game's LapData: 2 active, 3 finished, 7 retired.
+ACTIVE, FINISHED, RETIRED = 2, 3, 7
+# The contract's header channels of every per-car stream, in `_numeric_header`'s order.
+HEADER = (
+    "session_uid_hi", "session_uid_lo", "session_time_s", "frame_identifier",
+    "overall_frame_identifier", "player_car_index", "source",
+)  # fmt: skip
+# The lap_data fields the feed gives (the others stay NaN).
+LAP_FIELDS = (
+    "last_lap_time_ms", "sector1_time_ms", "sector2_time_ms", "car_position", "current_lap_num",
+    "pit_status", "num_pit_stops", "current_lap_invalid", "grid_position", "result_status",
+    "delta_to_car_in_front_ms", "delta_to_race_leader_ms", "driver_status",
+)  # fmt: skip
+# TrackStatus codes: 1 clear, 2 yellow, 4 safety car, 5 red, 6 VSC, 7 VSC ending.
+RED = "5"
+
+
+@dataclass
+class Sample:
+    stream: str
+    value: dict[str, Any] | np.ndarray
+    time: datetime
+
+
+class _Layout:
+    """Column of each `car<ii>.<field>` / `header.<name>` label in one catalogue stream."""
+
+    def __init__(self, stream: str) -> None:
+        labels = [c.label for c in STREAMS[stream].channels]
+        self.width = len(labels)
+        self.column = {label: i for i, label in enumerate(labels)}
+        fields = sorted({label[6:] for label in labels if label.startswith("car00.")})
+        self.cars = {
+            f: np.array([self.column[f"car{i:02d}.{f}"] for i in range(CARS)]) for f in fields
+        }
+        # Every per-car column: NaN for a car in the session, zero for an empty slot.
+        self.car_columns = np.concatenate(list(self.cars.values())).reshape(len(fields), CARS)
+
+        self.header_columns = [self.column[f"header.{name}"] for name in HEADER]
+        self._templates: dict[int, np.ndarray] = {}
+
+    def row(self, header: list[float], cars: int) -> np.ndarray:
+        """A row with the header set, NaN for the first `cars` slots and zeros for the rest
+        (slots are handed out from 0 up, so the cars in the session are the first ones)."""
+        template = self._templates.get(cars)
+        if template is None:
+            template = self._templates[cars] = np.full(self.width, np.nan)
+            template[self.car_columns[:, cars:].ravel()] = 0.0
+        row = template.copy()
+        row[self.header_columns] = header
+        return row
+
+
+@dataclass
+class _Driver:
+    """One car's timing as the lap timer should see it."""
+
+    slot: int
+    laps_done: int = 0  # laps whose completion has been published
+    feed_laps: int = 0  # the feed's NumberOfLaps (may run ahead while the lap time is awaited)
+    last_lap_ms: int = 0
+    lap_time_fresh: bool = False  # LastLapTime changed since the last completion
+    s1: int = 0
+    s2: int = 0
+    position: int = 0
+    in_pit: bool = False
+    pit_stops: int = 0
+    retired: bool = False
+    finished: bool = False
+    grid: int = 0
+    gap_ms: int = 0
+    interval_ms: int = 0
+    compound: int = 0
+    tyre_age: int = 0
+    telemetry: dict[str, float] = field(default_factory=dict)
+    xyz: tuple[float, float, float] | None = None
+
+
+class LiveSession:
+    def __init__(self) -> None:
+        self.topics: dict[str, Any] = {}
+        self.drivers: dict[str, _Driver] = {}
+        self.uid: int | None = None
+        self.start: datetime | None = None
+        self.session_time_s = 0.0
+        self.frames = 0
+        self.chequered = False
+        self.red_flag = False
+        self.overflow: set[str] = set()  # racing numbers beyond the 22 slots, left out
+        self._layouts = {name: _Layout(name) for name in NUMERIC}
+        self._rcm_seen = 0
+        self._is_state = False  # the message being handled is a topic's whole state
+
+    # ------------------------------------------------------------------ input
+
+    def feed(self, message: Message) -> list[Sample]:
+        """Samples of one message; TopicError/ValueError for data that cannot be read."""
+        if message.time is None:
+            raise ValueError(f"{message.topic}: a message needs its time")
+        data = decode(message.topic, message.data)
+        if self.start is None:
+            self.start = message.time
+        # Never backwards: the lap timer reads time going back as a flashback.
+        self.session_time_s = max(self.session_time_s, (message.time - self.start).total_seconds())
+        topic = message.topic
+        out = [
+            Sample(
+                LIVETIMING,
+                {
+                    "topic": topic,
+                    "data": data,
+                    "timestamp": format_timestamp(message.time),
+                    "state": message.is_state,
+                },
+                message.time,
+            )
+        ]
+        if topic.endswith(".z") or message.is_state or topic not in self.topics:
+            self.topics[topic] = data
+        else:
+            self.topics[topic] = merge(self.topics[topic], data)
+        self._is_state = message.is_state
+        handler = self._handlers.get(topic)
+        if handler is not None:
+            out += handler(self, data, message.time)
+        return out
+
+    # ------------------------------------------------------------------ identity
+
+    def session_uid(self) -> int:
+        """Meeting key and session key of SessionInfo, else a number made of the start time."""
+        if self.uid is None:
+            info = self.topics.get("SessionInfo") or {}
+            meeting = (info.get("Meeting") or {}).get("Key")
+            key = info.get("Key")
+            if isinstance(meeting, int) and isinstance(key, int):
+                self.uid = (meeting & 0xFFFFFFFF) << 32 | (key & 0xFFFFFFFF)
+            else:
+                stamp = format_timestamp(self.start) if self.start else ""
+                self.uid = zlib.crc32(stamp.encode()) or 1
+        return self.uid
+
+    def _slot(self, number: str) -> _Driver | None:
+        driver = self.drivers.get(number)
+        if driver is None:
+            if len(self.drivers) >= CARS:
+                self.overflow.add(number)
+                return None
+            driver = self.drivers[number] = _Driver(slot=len(self.drivers))
+        return driver
+
+    def _header(self) -> dict[str, Any]:
+        info = self.topics.get("SessionInfo") or {}
+        year = str(info.get("StartDate", ""))[:4]
+        uid = self.session_uid()
+        return {
+            "packet_format": 0,
+            "game_year": int(year) % 100 if year.isdigit() else 0,
+            "session_uid": str(uid),
+            "session_time_s": self.session_time_s,
+            "frame_identifier": self.frames,
+            "overall_frame_identifier": self.frames,
+            "player_car_index": 255,
+            "source": 0,
+        }
+
+    def _numeric_header(self) -> list[float]:
+        uid = self.session_uid()
+        frame = self.frames
+        return [uid >> 32, uid & 0xFFFFFFFF, self.session_time_s, frame, frame, 255, 0]
+
+    def _row(self, stream: str, values: dict[str, np.ndarray]) -> np.ndarray:
+        layout = self._layouts[stream]
+        cars = len(self.drivers)
+        row = layout.row(self._numeric_header(), cars)
+        for name, per_car in values.items():
+            row[layout.cars[name][:cars]] = per_car[:cars]
+        self.frames += 1
+        return row
+
+    def _per_car(self, names: Iterable[str]) -> dict[str, np.ndarray]:
+        return {name: np.full(CARS, np.nan) for name in names}
+
+    # ------------------------------------------------------------------ topics
+
+    def _session_info(self, data: Any, time: datetime) -> list[Sample]:
+        return [self._session_sample(time)]
+
+    def _session_sample(self, time: datetime) -> Sample:
+        info = self.topics.get("SessionInfo") or {}
+        meeting = info.get("Meeting") or {}
+        circuit = meeting.get("Circuit") or {}
+        name = str(info.get("Name") or info.get("Type") or "")
+        number = SESSION_NUMBERS.get(name, SESSION_NUMBERS.get(str(info.get("Type")), 0))
+        laps = self.topics.get("LapCount") or {}
+        return Sample(
+            SESSION,
+            {
+                "header": self._header(),
+                "session_type": number,
+                "session_name": name,
+                "track_id": -1,
+                "track_name": str(circuit.get("ShortName") or meeting.get("Location") or ""),
+                "meeting_name": str(meeting.get("Name") or ""),
+                "total_laps": int(laps.get("TotalLaps") or 0),
+                "current_lap": int(laps.get("CurrentLap") or 0),
+            },
+            time,
+        )
+
+    def _lap_count(self, data: Any, time: datetime) -> list[Sample]:
+        return [self._session_sample(time)]
+
+    def _driver_list(self, data: Any, time: datetime) -> list[Sample]:
+        entries = self.topics.get("DriverList") or {}
+        if not isinstance(entries, dict):
+            raise ValueError("DriverList is not an object")
+        listed = {k: v for k, v in entries.items() if isinstance(v, dict)}
+        for number in sorted(listed, key=lambda n: (_int(listed[n].get("Line"), 99), n)):
+            self._slot(number)
+        participants = [{"name": "", "team_name": "", "race_number": 0} for _ in range(CARS)]
+        for number, driver in self.drivers.items():
+            entry = listed.get(number, {})
+            full = entry.get("FullName") or entry.get("BroadcastName") or f"Car {number}"
+            participants[driver.slot] = {
+                "name": str(full),
+                "team_name": str(entry.get("TeamName") or ""),
+                "race_number": _int(entry.get("RacingNumber") or number, 0),
+                "tla": str(entry.get("Tla") or ""),
+                "team_colour": str(entry.get("TeamColour") or ""),
+            }
+        return [
+            Sample(
+                PARTICIPANTS,
+                {
+                    "header": self._header(),
+                    "num_active_cars": len(self.drivers),
+                    "participants": participants,
+                },
+                time,
+            )
+        ]
+
+    def _timing_data(self, data: Any, time: datetime) -> list[Sample]:
+        lines = (data or {}).get("Lines") if isinstance(data, dict) else None
+        if not isinstance(lines, dict):
+            return []
+        events = []
+        state = self.topics["TimingData"].get("Lines", {})
+        for number, change in lines.items():
+            if not isinstance(change, dict):
+                continue
+            driver = self._slot(number)
+            if driver is not None:
+                events += self._timing_line(
+                    driver, change, state.get(number, {}), time, self._is_state
+                )
+        return [*events, Sample(LAP_DATA, self._lap_row(), time)]
+
+    def _timing_line(
+        self,
+        driver: _Driver,
+        change: dict[str, Any],
+        line: dict[str, Any],
+        time: datetime,
+        is_state: bool,
+    ) -> list[Sample]:
+        events: list[Sample] = []
+        if "NumberOfLaps" in change:
+            driver.feed_laps = _int(change["NumberOfLaps"], driver.feed_laps)
+        if "LastLapTime" in change:
+            value = time_ms((line.get("LastLapTime") or {}).get("Value"))
+            # A state message repeats the last lap's time; only a change is a new lap's time.
+            if value and (not is_state or value != driver.last_lap_ms):
+                driver.last_lap_ms, driver.lap_time_fresh = value, True
+        s1, s2 = _sector(change, 0), _sector(change, 1)
+        if driver.feed_laps > driver.laps_done and (driver.lap_time_fresh or s1):
+            # The lap is over and its time known, or the next lap is under way without one
+            # (a race's first lap has no time in the feed).
+            if not driver.lap_time_fresh:
+                driver.last_lap_ms = 0
+            driver.laps_done = driver.feed_laps
+            driver.lap_time_fresh = False
+            driver.s1 = driver.s2 = 0
+            driver.finished = driver.finished or self.chequered
+        if s1:
+            driver.s1 = s1
+        if s2:
+            driver.s2 = s2
+        position = change.get("Position", change.get("Line"))
+        if position is not None:
+            driver.position = _int(position, driver.position)
+        if "InPit" in change:
+            driver.in_pit = bool(change["InPit"])
+        if "NumberOfPitStops" in change:
+            driver.pit_stops = _int(change["NumberOfPitStops"], driver.pit_stops)
+        if change.get("Retired") and not driver.retired:
+            driver.retired = True
+            events.append(self._event("RTMT", time, vehicle_idx=driver.slot, reason=0))
+        if "GapToLeader" in change:
+            driver.gap_ms = time_ms(change["GapToLeader"]) or 0
+        interval = change.get("IntervalToPositionAhead")
+        if isinstance(interval, dict) and "Value" in interval:
+            driver.interval_ms = time_ms(interval["Value"]) or 0
+        return events
+
+    def _lap_row(self) -> np.ndarray:
+        values = self._per_car(LAP_FIELDS)
+        for d in self.drivers.values():
+            i = d.slot
+            values["last_lap_time_ms"][i] = d.last_lap_ms
+            values["sector1_time_ms"][i] = d.s1
+            values["sector2_time_ms"][i] = d.s2
+            values["car_position"][i] = d.position
+            values["current_lap_num"][i] = d.laps_done + 1
+            values["pit_status"][i] = 1 if d.in_pit else 0
+            values["num_pit_stops"][i] = d.pit_stops
+            values["current_lap_invalid"][i] = 0
+            values["grid_position"][i] = d.grid
+            status = RETIRED if d.retired else FINISHED if d.finished else ACTIVE
+            values["result_status"][i] = status
+            values["delta_to_car_in_front_ms"][i] = d.interval_ms
+            values["delta_to_race_leader_ms"][i] = d.gap_ms
+            values["driver_status"][i] = 0 if d.in_pit else 1
+        return self._row(LAP_DATA, values)
+
+    def _timing_app_data(self, data: Any, time: datetime) -> list[Sample]:
+        lines = (self.topics.get("TimingAppData") or {}).get("Lines")
+        if not isinstance(lines, dict):
+            return []
+        for number, line in lines.items():
+            driver = self._slot(number) if isinstance(line, dict) else None
+            if driver is None:
+                continue
+            driver.grid = _int(line.get("GridPos"), driver.grid)
+            stints = line.get("Stints")
+            stints = list(stints.values()) if isinstance(stints, dict) else stints or []
+            last = stints[-1] if stints and isinstance(stints[-1], dict) else {}
+            driver.compound = COMPOUNDS.get(str(last.get("Compound", "")).upper(), driver.compound)
+            driver.tyre_age = _int(last.get("TotalLaps"), driver.tyre_age)
+        values = self._per_car(("visual_tyre_compound", "actual_tyre_compound", "tyres_age_laps"))
+        for d in self.drivers.values():
+            values["visual_tyre_compound"][d.slot] = d.compound
+            values["actual_tyre_compound"][d.slot] = d.compound
+            values["tyres_age_laps"][d.slot] = d.tyre_age
+        return [Sample(CAR_STATUS, self._row(CAR_STATUS, values), time)]
+
+    def _car_data(self, data: Any, time: datetime) -> list[Sample]:
+        out = []
+        for entry in _entries(data, "Entries"):
+            cars = entry.get("Cars")
+            if not isinstance(cars, dict):
+                continue
+            for number, car in cars.items():
+                channels = car.get("Channels") if isinstance(car, dict) else None
+                driver = self._slot(number) if isinstance(channels, dict) else None
+                if driver is None:
+                    continue
+                brake = _float(channels.get("5"))
+                driver.telemetry = {
+                    "engine_rpm": _float(channels.get("0")),
+                    "speed_kph": _float(channels.get("2")),
+                    "gear": _float(channels.get("3")),
+                    "throttle": _float(channels.get("4")) / 100.0,
+                    # Brake comes as 0/1 or 0/100 depending on the year; publish 0..1.
+                    "brake": min(brake / 100.0, 1.0) if brake > 1 else brake,
+                    "drs": 1.0 if _float(channels.get("45")) >= 10 else 0.0,
+                }
+            names = ("engine_rpm", "speed_kph", "gear", "throttle", "brake", "drs")
+            values = self._per_car(names)
+            for d in self.drivers.values():
+                for name, value in d.telemetry.items():
+                    values[name][d.slot] = value
+            when = _time(entry.get("Utc"), time)
+            out.append(Sample(CAR_TELEMETRY, self._row(CAR_TELEMETRY, values), when))
+        return out
+
+    def _position(self, data: Any, time: datetime) -> list[Sample]:
+        out = []
+        for entry in _entries(data, "Position"):
+            cars = entry.get("Entries")
+            if not isinstance(cars, dict):
+                continue
+            for number, car in cars.items():
+                driver = self._slot(number) if isinstance(car, dict) else None
+                if driver is not None:
+                    # Tenths of a metre; the feed's z is up, the game's y is up.
+                    x, y, z = (_float(car.get(k)) / 10.0 for k in ("X", "Y", "Z"))
+                    driver.xyz = (x, z, y)
+            names = ("world_position_x_m", "world_position_y_m", "world_position_z_m")
+            values = self._per_car(names)
+            for d in self.drivers.values():
+                if d.xyz is not None:
+                    for name, value in zip(names, d.xyz, strict=True):
+                        values[name][d.slot] = value
+            when = _time(entry.get("Timestamp"), time)
+            out.append(Sample(MOTION, self._row(MOTION, values), when))
+        return out
+
+    def _session_status(self, data: Any, time: datetime) -> list[Sample]:
+        status = (data or {}).get("Status") if isinstance(data, dict) else None
+        code = {"Started": "SSTA", "Finished": "SEND", "Ends": "SEND"}.get(str(status))
+        # A qualifying part ends and the next starts; laps after a start are not past the flag.
+        # (A car once finished stays so: finished going back reads as a flashback to the lap
+        # timer.)
+        if code is not None:
+            self.chequered = code == "SEND"
+        return [self._event(code, time)] if code else []
+
+    def _track_status(self, data: Any, time: datetime) -> list[Sample]:
+        status = str((self.topics.get("TrackStatus") or {}).get("Status", ""))
+        if status == RED and not self.red_flag:
+            self.red_flag = True
+            return [self._event("RDFL", time)]
+        if status and status != RED and self.red_flag:
+            self.red_flag = False
+            return [self._event("LGOT", time)]
+        return []
+
+    def _race_control(self, data: Any, time: datetime) -> list[Sample]:
+        messages = (self.topics.get("RaceControlMessages") or {}).get("Messages")
+        messages = list(messages.values()) if isinstance(messages, dict) else messages or []
+        out = []
+        for message in messages[self._rcm_seen :]:
+            if isinstance(message, dict) and str(message.get("Flag", "")).upper() == "CHEQUERED":
+                self.chequered = True
+                out.append(self._event("CHQF", time))
+        self._rcm_seen = len(messages)
+        return out
+
+    def _event(self, code: str, time: datetime, **details: Any) -> Sample:
+        return Sample(EVENTS, {"header": self._header(), "code": code, **details}, time)
+
+    _handlers = {
+        "SessionInfo": _session_info,
+        "LapCount": _lap_count,
+        "DriverList": _driver_list,
+        "TimingData": _timing_data,
+        "TimingAppData": _timing_app_data,
+        "CarData.z": _car_data,
+        "Position.z": _position,
+        "SessionStatus": _session_status,
+        "TrackStatus": _track_status,
+        "RaceControlMessages": _race_control,
+    }
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _sector(change: dict[str, Any], index: int) -> int | None:
+    """The time of sector `index` in a TimingData change, if it brings one."""
+    sectors = change.get("Sectors")
+    if isinstance(sectors, dict):
+        sector = sectors.get(str(index))
+    elif isinstance(sectors, list) and len(sectors) > index:
+        sector = sectors[index]
+    else:
+        return None
+    return time_ms(sector.get("Value")) if isinstance(sector, dict) else None
+
+
+def _entries(data: Any, key: str) -> list[dict[str, Any]]:
+    entries = data.get(key) if isinstance(data, dict) else None
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _time(text: Any, default: datetime) -> datetime:
+    try:
+        return parse_timestamp(text)
+    except (TypeError, ValueError):
+        return default
