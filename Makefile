@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench soak lint format clean
+.PHONY: install demo test bench soak lint format readme clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ lint: $(INSTALLED)
 format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+readme: $(INSTALLED)
+	$(VENV)/bin/raceplane streams --write-readme README.md
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache

@@ -23,8 +23,10 @@ Naming (fixed by the stream contract):
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -347,6 +349,19 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
+README_BEGIN = "<!-- stream-catalogue:begin -->"
+README_END = "<!-- stream-catalogue:end -->"
+
+
+def with_catalogue(readme: str) -> str:
+    """`readme` with the stream table between its catalogue markers replaced by the current one."""
+    head, begin, rest = readme.partition(README_BEGIN)
+    _, end, tail = rest.partition(README_END)
+    if not (begin and end):
+        raise ValueError(f"the README has no {README_BEGIN} ... {README_END} block")
+    return f"{head}{README_BEGIN}\n{render_markdown()}\n{README_END}{tail}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """`raceplane streams [STREAM]`: the stream table, or one stream's channels and units."""
     args = list(argv or [])
@@ -354,11 +369,18 @@ def main(argv: list[str] | None = None) -> int:
         print(render_markdown())
         return 0
     if args[0] in ("-h", "--help"):
-        print("usage: raceplane streams [STREAM]   (the table, or one stream's channels)")
+        print(
+            "usage: raceplane streams [STREAM]   (the table, or one stream's channels)\n"
+            "       raceplane streams --write-readme README.md   (refresh the README's table)"
+        )
+        return 0
+    if args[0] == "--write-readme" and len(args) == 2:
+        readme = Path(args[1])
+        readme.write_text(with_catalogue(readme.read_text()))
         return 0
     stream = STREAMS.get(args[0]) or STREAMS.get(f"raceplane.{args[0]}")
     if stream is None:
-        print(f"raceplane streams: no stream {args[0]!r}; see `raceplane streams`")
+        print(f"raceplane streams: no stream {args[0]!r}; see `raceplane streams`", file=sys.stderr)
         return 2
     if stream.kind == "json":
         print(f"{stream.name}: one JSON object per sample ({stream.description})")
