@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,6 +27,18 @@ def lsl_config() -> Path:
     return LSL_CONFIG
 
 
+@pytest.fixture(scope="session")
+def dareplane_python() -> Path:
+    """Python of a throwaway venv holding PyPI's dareplane-utils 0.0.24, for compatibility tests.
+
+    Never .venv: that package shares our import name. Built once under .bench/ and reused; run
+    its code from a directory outside the repository, whose dareplane_utils would shadow it.
+    """
+    from bench.peers import peer_python
+
+    return peer_python("dareplane-utils-0.0.24", ["dareplane-utils==0.0.24"])
+
+
 @pytest.fixture
 def spawn() -> Iterator:
     """Start `python -m <module> args` in its own process group; every one is killed at teardown.
@@ -35,7 +48,9 @@ def spawn() -> Iterator:
     """
     processes: list[subprocess.Popen] = []
 
-    def start(module: str, *args: str, env: dict[str, str] | None = None, **popen_kwargs) -> subprocess.Popen:
+    def start(
+        module: str, *args: str, env: dict[str, str] | None = None, **popen_kwargs
+    ) -> subprocess.Popen:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         popen_kwargs.setdefault("stdout", subprocess.PIPE)
         popen_kwargs.setdefault("stderr", subprocess.STDOUT)
@@ -52,10 +67,8 @@ def spawn() -> Iterator:
     yield start
     for process in processes:
         if process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         process.wait(timeout=10)
         for stream in (process.stdout, process.stderr):
             if stream is not None:

@@ -7,7 +7,6 @@ does) on free ports, with test modules from tests/control_room_module.py.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -286,20 +285,10 @@ def test_a_real_raceplane_module_gets_its_flags(tmp_path: Path, spawn, capsys) -
     assert gone(rec["pid"])
 
 
-def dareplane_python() -> Path:
-    """Python of a throwaway venv with PyPI's dareplane-utils 0.0.24 (shared with bench/)."""
-    spec = importlib.util.spec_from_file_location("bench_peers", REPO / "bench" / "peers.py")
-    assert spec is not None and spec.loader is not None
-    peers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(peers)
-    try:
-        return peers.peer_python("dareplane-utils-0.0.24", ["dareplane-utils==0.0.24"])
-    except (subprocess.CalledProcessError, OSError) as error:
-        pytest.skip(f"cannot build the dareplane-utils 0.0.24 venv (PyPI unreachable?): {error}")
-
-
-def test_drives_a_module_built_on_dareplane_utils_0_0_24(tmp_path: Path, spawn) -> None:
-    python = dareplane_python()
+def test_drives_a_module_built_on_dareplane_utils_0_0_24(
+    tmp_path: Path, spawn, dareplane_python: Path
+) -> None:
+    python = dareplane_python
     marker = tmp_path / "marks.txt"
     dp_port = free_port()
     body = (

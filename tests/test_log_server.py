@@ -14,8 +14,6 @@ import textwrap
 import threading
 from pathlib import Path
 
-import pytest
-
 from dareplane_utils.logging.framing import FrameDecoder, encode_frame, encode_payload
 from dareplane_utils.logging.logfile import RotatingLineWriter
 from dareplane_utils.logging.sender import JsonSocketHandler
@@ -69,17 +67,6 @@ def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def peer_python() -> Path:
-    sys.path.insert(0, str(REPO / "bench"))
-    from peers import peer_python as build
-
-    try:
-        return build(PEER, ["dareplane-utils==0.0.24"])
-    except (subprocess.CalledProcessError, OSError) as error:
-        pytest.skip(f"cannot build the dareplane-utils 0.0.24 venv (PyPI unreachable?): {error}")
-
-
 def test_records_from_our_logger_in_another_process(spawn, tmp_path):
     logfile = tmp_path / "log.jsonl"
     port = start_server(spawn, logfile)
@@ -114,7 +101,7 @@ def test_records_from_our_logger_in_another_process(spawn, tmp_path):
     assert mismatch["format_error"].startswith("TypeError")
 
 
-def test_records_from_dareplane_utils_own_handler(spawn, tmp_path, peer_python):
+def test_records_from_dareplane_utils_own_handler(spawn, tmp_path, dareplane_python):
     logfile = tmp_path / "log.jsonl"
     port = start_server(spawn, logfile)
     code = textwrap.dedent(
@@ -139,7 +126,7 @@ def test_records_from_dareplane_utils_own_handler(spawn, tmp_path, peer_python):
             handler.close()
         """
     )
-    done = subprocess.run([peer_python, "-c", code], capture_output=True, text=True, cwd="/")
+    done = subprocess.run([dareplane_python, "-c", code], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr
     wait_until(lambda: len(messages(logfile, "dp_module")) == 8, message="8 dareplane records")
     records = [r for r in read_records(logfile) if r["name"] == "dp_module"]

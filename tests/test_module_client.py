@@ -7,7 +7,6 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -232,7 +231,6 @@ def test_one_client_shared_by_threads_gets_each_its_own_reply(server):
     assert errors == []
 
 
-PEER_PYTHON = Path(__file__).resolve().parent.parent / ".bench/dareplane-utils-0.0.24/bin/python"
 DAREPLANE_MODULE = """
 import sys
 from dareplane_utils.default_server.server import DefaultServer
@@ -248,13 +246,10 @@ server.start_listening()
 """
 
 
-@pytest.mark.skipif(
-    not PEER_PYTHON.exists(), reason="needs the dareplane-utils 0.0.24 venv `make bench` builds"
-)
-def test_legacy_mode_drives_the_real_dareplane_utils_server(tmp_path):
+def test_legacy_mode_drives_the_real_dareplane_utils_server(tmp_path, dareplane_python):
     port = free_port()
     process = subprocess.Popen(
-        [str(PEER_PYTHON), "-c", DAREPLANE_MODULE, str(port)],
+        [str(dareplane_python), "-c", DAREPLANE_MODULE, str(port)],
         cwd=tmp_path,  # away from the repo, whose dareplane_utils would shadow the peer's
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
