@@ -1,0 +1,273 @@
+"""LSL into the bridge: finds every `raceplane.*` stream, watches it, feeds LiveState.
+
+Two threads: discovery (resolving blocks for a second, so it runs apart) connects a
+StreamWatcher to each stream it has not seen, and the poll loop pulls every watcher every few
+milliseconds, turns new samples into LiveState messages and hands them to `publish`. One lock
+guards the watchers and the state, so HTTP handlers read a consistent picture.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pylsl
+
+from dareplane_utils.stream_watcher.lsl_stream_watcher import (
+    StreamLostError,
+    StreamNotFoundError,
+    StreamWatcher,
+)
+
+from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message
+
+PREFIX = "raceplane."
+# Ring length per stream: 30 s of a 20 Hz game feed, enough for "samples since t" queries.
+RING_SAMPLES = 600
+POLL_S = 0.005
+TOWER_INTERVAL_S = 0.25
+DISCOVER_S = 2.0
+RESOLVE_WAIT_S = 1.0
+CONNECT_TIMEOUT_S = 5.0  # a loaded machine can take seconds to answer an inlet's first call
+
+
+@dataclass
+class Watched:
+    watcher: StreamWatcher
+    source_id: str
+    created_at: float
+    is_json: bool
+    samples: int = 0
+    last_t: float | None = None
+    bad_json: int = 0
+    overrun: int = 0  # samples that came faster than one ring per poll: never seen here
+
+
+class Feeds:
+    """The bridge's LSL side. `publish(messages, lsl_time)` is called from the poll thread."""
+
+    def __init__(
+        self,
+        publish: Callable[[list[Message]], None],
+        logger: logging.Logger,
+        names: list[str] | None = None,
+    ) -> None:
+        self.state = LiveState()
+        self.lock = threading.RLock()
+        self.publish = publish
+        self.logger = logger
+        self.only = set(names) if names else None  # None: every raceplane.* stream
+        self.streams: dict[str, Watched] = {}
+        self.telemetry_t: float | None = None  # LSL time of the newest telemetry row
+        self.telemetry_seq = 0  # grows with every telemetry row: clients send only news
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._discover_loop, name="web-discover", daemon=True),
+            threading.Thread(target=self._poll_loop, name="web-poll", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        with self.lock:
+            for watched in self.streams.values():
+                watched.watcher.disconnect()
+            self.streams.clear()
+
+    def rediscover(self) -> list[str]:
+        """Drop every watcher (RELOAD): discovery connects afresh within a round."""
+        with self.lock:
+            names = sorted(self.streams)
+            for watched in self.streams.values():
+                watched.watcher.disconnect()
+            self.streams.clear()
+        return names
+
+    # ---- discovery -------------------------------------------------------------------------
+
+    def _discover_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                infos = pylsl.resolve_streams(wait_time=RESOLVE_WAIT_S)
+            except Exception as error:  # liblsl hiccup: try again next round
+                self.logger.warning("resolving LSL streams failed: %s", error)
+                infos = []
+            for info in infos:
+                if self._stop.is_set():
+                    return
+                self._consider(info.name(), info.source_id(), info.created_at())
+            self._stop.wait(DISCOVER_S)
+
+    def _consider(self, name: str, source_id: str, created_at: float) -> None:
+        if not name.startswith(PREFIX) or (self.only is not None and name not in self.only):
+            return
+        with self.lock:
+            known = self.streams.get(name)
+        # Two producers of one name (a restarted decoder on another port): follow the one that
+        # started last. A restart with the same source_id is liblsl's to recover.
+        if known is not None and (known.source_id == source_id or known.created_at >= created_at):
+            return
+        watcher = StreamWatcher(name, buffer_size_samples=RING_SAMPLES, logger=self.logger)
+        identifier = {"name": name, "source_id": source_id} if source_id else {"name": name}
+        try:
+            watcher.connect_to_stream(identifier=identifier, timeout=CONNECT_TIMEOUT_S)
+        except StreamNotFoundError:
+            return  # gone again; the next round sees
+        except Exception as error:  # liblsl timeouts and the like: the next round tries again
+            self.logger.warning("cannot open %s yet: %s: %s", name, type(error).__name__, error)
+            watcher.disconnect()
+            return
+        is_json = watcher.channel_format == "string"
+        with self.lock:
+            old = self.streams.get(name)
+            if old is not None:
+                old.watcher.disconnect()
+            self.streams[name] = Watched(watcher, source_id, created_at, is_json)
+            if not is_json:
+                self.state.plan(name, watcher.channel_names)
+        channels = len(watcher.channel_names)
+        self.logger.info("watching %s (%s, %d channels)", name, source_id, channels)
+
+    # ---- polling ---------------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        tower: Message | None = None  # the newest tower not yet sent
+        tower_sent = 0.0
+        while not self._stop.is_set():
+            messages: list[Message] = []
+            with self.lock:
+                for name, watched in list(self.streams.items()):
+                    try:
+                        messages += self._pull(name, watched)
+                    except StreamLostError as error:
+                        self.logger.warning("%s lost: %s", name, error)
+                        watched.watcher.disconnect()
+                        del self.streams[name]
+            # Gaps change with every LapData frame; a reader needs a few towers a second,
+            # and every client would otherwise get 20 a second.
+            towers = [m for m in messages if m.type == "tower"]
+            if towers:
+                tower = towers[-1]
+                messages = [m for m in messages if m.type != "tower"]
+            if tower is not None and time.monotonic() - tower_sent >= TOWER_INTERVAL_S:
+                messages.append(tower)
+                tower, tower_sent = None, time.monotonic()
+            if messages:
+                self.publish(messages)
+            self._stop.wait(POLL_S)
+
+    def _pull(self, name: str, watched: Watched) -> list[Message]:
+        n = watched.watcher.update()
+        if not n:
+            return []
+        watched.samples += n
+        if n > RING_SAMPLES:  # a burst larger than the ring between two polls
+            watched.overrun += n - RING_SAMPLES
+        data, stamps = watched.watcher.last(min(n, RING_SAMPLES))
+        watched.last_t = float(stamps[-1])
+        if name not in NUMERIC_FIELDS and name not in JSON_STREAMS:
+            return []
+        if not watched.is_json:
+            if name == "raceplane.car_telemetry":
+                self.telemetry_t = watched.last_t
+                self.telemetry_seq += n
+            return self.state.on_rows(name, data)
+        messages = []
+        for text in data[:, 0]:
+            try:
+                obj = json.loads(text)
+            except (TypeError, ValueError):
+                watched.bad_json += 1
+                if watched.bad_json == 1:
+                    self.logger.warning("%s: a sample that is not JSON: %.80r", name, text)
+                continue
+            messages += self.state.on_json(name, obj)
+        return messages
+
+    # ---- reading (HTTP handlers) -----------------------------------------------------------
+
+    def describe(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                {
+                    "name": name,
+                    "source_id": w.source_id,
+                    "format": w.watcher.channel_format,
+                    "channels": len(w.watcher.channel_names),
+                    "samples": w.samples,
+                    "last_t": w.last_t,
+                    "recoveries": len(w.watcher.recoveries),
+                    "bad_json": w.bad_json,
+                    "overrun": w.overrun,
+                }
+                for name, w in sorted(self.streams.items())
+            ]
+
+    def watched(self, name: str) -> Watched:
+        watched = self.streams.get(name)
+        if watched is None:
+            raise KeyError(f"no stream {name!r}; watching {', '.join(sorted(self.streams))}")
+        return watched
+
+    def last_values(self, name: str | None = None) -> dict[str, Any]:
+        """Newest value of every numeric channel: {stream: {"t": t, "values": {label: v}}}."""
+        with self.lock:
+            names = [name] if name else sorted(self.streams)
+            result: dict[str, Any] = {}
+            for stream in names:
+                watched = self.watched(stream)
+                if watched.is_json:
+                    if name:
+                        raise KeyError(f"{stream} is a JSON stream; it has no numeric channels")
+                    continue
+                data, stamps = watched.watcher.last(1)
+                if len(stamps) == 0:
+                    result[stream] = {"t": None, "values": {}}
+                    continue
+                result[stream] = {
+                    "t": float(stamps[-1]),
+                    "values": dict(
+                        zip(watched.watcher.channel_names, _plain(data[-1]), strict=True)
+                    ),
+                }
+            return result
+
+    def since(self, name: str, channel: str, t0: float, limit: int) -> dict[str, Any]:
+        """A channel's samples with LSL time > t0 (those still in the ring), oldest first."""
+        with self.lock:
+            watched = self.watched(name)
+            labels = watched.watcher.channel_names
+            if channel not in labels:
+                raise KeyError(f"{name} has no channel {channel!r}")
+            data, stamps = watched.watcher.since(t0)
+            column = data[-limit:, labels.index(channel)] if len(stamps) else data[:, 0]
+            return {
+                "stream": name,
+                "channel": channel,
+                "t": [float(t) for t in stamps[-limit:]],
+                "values": _plain(column) if not watched.is_json else [str(v) for v in column],
+            }
+
+    def telemetry(self, cars: list[int]) -> tuple[int, float | None, dict[str, Any]]:
+        with self.lock:
+            return self.telemetry_seq, self.telemetry_t, self.state.telemetry(cars)
+
+    def positions(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.state.positions()
+
+
+def _plain(values: np.ndarray) -> list[float | None]:
+    """JSON has no NaN: a field the packet format lacks (NaN) becomes null."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
