@@ -196,3 +196,15 @@ def test_track_outline_is_kept_for_late_clients_and_sent_in_pieces() -> None:
     other[LABELS["raceplane.motion"].index("header.session_uid_lo")] = 10
     state.on_rows("raceplane.motion", [other])
     assert state.outline == [(5.0, 0.0)]
+
+
+def test_session_header_shows_the_chequered_flag_until_a_new_session() -> None:
+    state = LiveState()
+    session = {"header": {"session_uid": str(UID)}, "track_name": "Monza", "marshal_zones": []}
+    [first] = state.on_json("raceplane.session", session)
+    assert first.data["chequered"] is False
+    messages = state.on_json("raceplane.events", {"code": "CHQF", "header": session["header"]})
+    assert [m.data["chequered"] for m in messages if m.type == "session"] == [True]
+    assert state.on_json("raceplane.session", session) == []  # still chequered: nothing new
+    [next_session] = state.on_json("raceplane.session", {**session, "header": {"session_uid": "1"}})
+    assert next_session.data["chequered"] is False

@@ -147,6 +147,7 @@ class LiveState:
     def __init__(self) -> None:
         self.session: dict[str, Any] = {}
         self.session_uid: str | None = None  # the game session on the numeric streams
+        self.chequered_uid: str | None = None  # the session whose chequered flag has fallen
         self.participants: list[dict[str, Any]] = []
         self.standings: dict[str, dict[str, Any]] = {}  # by session_uid
         self.events: deque[dict[str, Any]] = deque(maxlen=EVENT_HISTORY)
@@ -197,6 +198,7 @@ class LiveState:
             "time_left_s": packet.get("session_time_left_s"),
             "track_length_m": packet.get("track_length_m"),
             "flags": [{1: "green", 2: "blue", 3: "yellow", 4: "red"}.get(f, str(f)) for f in flags],
+            "chequered": self.chequered_uid == str(header.get("session_uid", "")),
             "lap": self.leader_lap(),
         }
         if summary == self.session:
@@ -239,7 +241,14 @@ class LiveState:
             "text": self.describe(code, packet)[:MAX_TEXT],
         }
         self.events.append(event)
-        return [Message("event", event)]
+        messages = [Message("event", event)]
+        if code == "CHQF":
+            # The marshal zones stay green after the flag; the header must still say it fell.
+            self.chequered_uid = str((packet.get("header") or {}).get("session_uid", ""))
+            if self.session and self.session.get("session_uid") == self.chequered_uid:
+                self.session = {**self.session, "chequered": True}
+                messages.append(Message("session", self.session))
+        return messages
 
     def describe(self, code: str, packet: dict[str, Any]) -> str:
         details = packet.get("details") if isinstance(packet.get("details"), dict) else packet

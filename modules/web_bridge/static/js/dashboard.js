@@ -36,10 +36,11 @@ function renderSession(session) {
   $("#temps").textContent = temps.every((t) => t !== null && t !== undefined) ? `${temps[0]}° / ${temps[1]}°` : "–";
   const flags = $("#flags");
   let flag = "green";
-  if (session.safety_car && session.safety_car !== "none") flag = session.safety_car === "virtual" ? "vsc" : "sc";
+  if (session.chequered) flag = "chequered";
+  else if (session.safety_car && session.safety_car !== "none") flag = session.safety_car === "virtual" ? "vsc" : "sc";
   else if ((session.flags || []).includes("red")) flag = "red";
   else if ((session.flags || []).includes("yellow")) flag = "yellow";
-  flags.textContent = { green: "Green", yellow: "Yellow", red: "Red", sc: "Safety car", vsc: "Virtual SC" }[flag];
+  flags.textContent = { green: "Green", yellow: "Yellow", red: "Red", sc: "Safety car", vsc: "Virtual SC", chequered: "Chequered" }[flag];
   flags.className = `flag flag-${flag}`;
 }
 
