@@ -23,7 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("modules.recorder.cli", "inspect_main", "list the streams of XDF files: raceplane inspect FILE..."),
     "streams": ("modules.stream_catalogue", "main", "the LSL stream catalogue, or one stream's channels: raceplane streams [STREAM]"),
     "replay": ("modules.game_sim.replay", "main", "send a raw UDP capture to a UDP target: raceplane replay FILE [--speed N]"),
-    "livetiming": ("modules.livetiming.__main__", "main", "F1 live timing: raceplane livetiming save FILE | replay FILE..."),
+    "livetiming": ("modules.livetiming.cli", "main", "F1 live timing: raceplane livetiming save FILE | replay FILE..."),
 }
 
 MODULES = ("control_room", "game_sim", "telemetry_decoder", "lap_timer", "recorder", "web_bridge", "livetiming")

@@ -39,7 +39,8 @@ class HubConnection:
         self.protocol = protocol
         self.request = request
         self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.pings = 0
+        self.pings = 0  # SignalR pings
+        self.pongs = 0  # WebSocket pongs (answers to send_ws_ping)
         self.subscriptions: list[list[Any]] = []  # the arguments of every Subscribe
         self.closed = threading.Event()
         self._lock = threading.Lock()
@@ -70,6 +71,22 @@ class HubConnection:
     def send_binary(self, data: bytes) -> None:
         with self._lock:
             self.protocol.send_binary(data)
+        self._flush()
+
+    def send_fragmented(self, text: str, parts: int) -> None:
+        """One text message in `parts` WebSocket frames (a first frame, then continuations)."""
+        data = text.encode()
+        size = -(-len(data) // parts)
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
+        with self._lock:
+            self.protocol.send_text(chunks[0], fin=len(chunks) == 1)
+            for index, chunk in enumerate(chunks[1:], start=2):
+                self.protocol.send_continuation(chunk, fin=index == len(chunks))
+        self._flush()
+
+    def send_ws_ping(self, data: bytes = b"ping") -> None:
+        with self._lock:
+            self.protocol.send_ping(data)
         self._flush()
 
     def send_raw(self, data: bytes) -> None:
@@ -125,6 +142,8 @@ class HubConnection:
             for frame in frames:
                 if frame.opcode == Opcode.TEXT:
                     self._text(frame.data.decode())
+                elif frame.opcode == Opcode.PONG:
+                    self.pongs += 1
                 elif frame.opcode == Opcode.CLOSE:
                     self.closed.set()
         self.closed.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from modules.livetiming.client import ClientOptions, LiveTimingClient
 from modules.livetiming.savefile import SaveWriter, merge_files
 from modules.livetiming.topics import TOPICS
 from tests.livetiming_server import (
+    RS,
     HubConnection,
     LiveTimingServer,
     hold,
@@ -141,6 +143,29 @@ def test_bad_frames_are_skipped_and_the_feed_goes_on(tmp_path):
     assert len(server.connections) == 1  # bad messages do not cost the connection
 
 
+def test_fragmented_messages_are_put_together_and_websocket_pings_answered(tmp_path):
+    race = synthetic_race()
+
+    def scenario(conn: HubConnection) -> None:
+        subscribe = conn.wait_subscribe()
+        conn.send_ws_ping()
+        state = {"type": 3, "invocationId": subscribe["invocationId"], "result": race.state}
+        conn.send_fragmented(json.dumps(state) + RS, parts=7)
+        for topic, data, stamp in race.feed:
+            message = {"type": 1, "target": "feed", "arguments": [topic, data, stamp]}
+            conn.send_fragmented(json.dumps(message) + RS, parts=3)
+        hold(conn)
+
+    with (
+        LiveTimingServer([scenario]) as server,
+        Recorder(server.url, tmp_path / "s.txt") as rec,
+    ):
+        wait_until(lambda: len(rec.feed) == len(race.feed), message="the fragmented feed")
+        wait_until(lambda: server.connections[0].pongs == 1, message="the pong")
+    assert rec.feed == race.feed and rec.states == [race.state]
+    assert rec.client.stats.bad_messages == 0 and len(server.connections) == 1
+
+
 def test_raw_garbage_on_the_socket_costs_the_connection_only(tmp_path):
     race = synthetic_race()
 
@@ -227,7 +252,7 @@ def test_save_command_writes_until_the_feed_goes_quiet(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "modules.livetiming",
+                "modules.livetiming.cli",
                 "--log-port",
                 str(free_port()),
                 "save",

@@ -324,6 +324,8 @@ def test_garbage_topic_data_is_refused_with_its_topic():
         {"Name": "Pato O'WARD", "Note": 'say "hi"'},
         {"Path": "a\\b", "Tab": "a\tb", "Text": "Pérez"},
         {"n": [1, 2.5, -3e-05, {"x": False}]},
+        {"None": "True", "Nonesuch": [None, True, "False"], "Falsey": "it is None"},
+        {"NoKeyword": ["a", 1, {"b": 2}]},
     ],
 )
 def test_every_python_literal_line_reads_back_exactly(data):

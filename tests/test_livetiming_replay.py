@@ -121,14 +121,13 @@ def test_a_replay_of_overlapping_files_shows_laps_and_standings_in_the_lap_timer
     start_timer(spawn, port, tmp_path / "laps.sqlite3")
     client = ModuleClient("127.0.0.1", port, timeout=10).connect(retries=200, interval=0.05)
     player = spawn(
-        "modules.livetiming",
+        "modules.livetiming.cli",
         "--log-port",
         str(free_port()),
         "replay",
         str(second),
         str(first),
-        "--speed",  # paced: flat out, streams may reach the lap timer out of step
-        "100",
+        "--flat-out",  # in step with the lap timer all the same (replay.py's order rules)
         "--wait-s",
         "30",
         "--linger-s",
@@ -164,7 +163,7 @@ def test_the_lap_timer_follows_a_live_session_while_it_is_saved(spawn, tmp_path)
     client = ModuleClient("127.0.0.1", port, timeout=10).connect(retries=200, interval=0.05)
     with LiveTimingServer([serve(race.state, race.feed)]) as server:
         saver = spawn(
-            "modules.livetiming",
+            "modules.livetiming.cli",
             "--log-port",
             str(free_port()),
             "save",
@@ -196,7 +195,7 @@ def test_the_lap_timer_follows_a_live_session_while_it_is_saved(spawn, tmp_path)
 def test_replay_command_errors(tmp_path):
     def run(*args):
         return subprocess.run(
-            [sys.executable, "-m", "modules.livetiming", "--log-port", str(free_port()), *args],
+            [sys.executable, "-m", "modules.livetiming.cli", "--log-port", str(free_port()), *args],
             cwd=REPO,
             capture_output=True,
             text=True,

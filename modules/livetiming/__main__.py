@@ -1,184 +1,58 @@
-"""`raceplane livetiming`: record the official F1 live timing feed in FastF1's file format, and
-replay such files onto Raceplane's streams.
-
-    raceplane livetiming save FILE [--append] [--timeout S] [--publish]
-    raceplane livetiming replay FILE... [--speed N | --flat-out]
-"""
+"""The live timing module: saves the F1 live timing feed (FastF1's file format) and replays
+saved files onto Raceplane's streams, commanded by the control room. Commands: SAVE {path,
+publish?, timeout?, append?}, REPLAY {paths, speed? | flat_out?, wait_s?}, STOP, STATUS.
+(A person types `raceplane livetiming save|replay`.)"""
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import signal
 import sys
-import threading
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
+from dareplane_utils.default_server.server import DefaultServer
 from dareplane_utils.logging.logger import get_logger
-from dareplane_utils.module_cli import ConfigError, load_toml
+from dareplane_utils.module_cli import module_parser, parse_module_args
 
-from .client import F1_HUB, ClientOptions, LiveTimingClient
+from .cli import TOKEN_ENV
+from .client import F1_HUB, ClientOptions
 from .publish import Publisher
-from .replay import replay
-from .savefile import Message, SaveWriter
-from .state import LiveSession
-from .topics import TOKEN_TOPICS, TOPICS, TopicError, parse_timestamp, state_order
+from .service import LiveTiming
 
-TOKEN_ENV = "RACEPLANE_F1_TOKEN"
-# What the lap timer and web bridge read: a replay waits for readers on these (--wait-s).
-READ_STREAMS = (
-    "raceplane.session",
-    "raceplane.participants",
-    "raceplane.lap_data",
-    "raceplane.car_status",
-    "raceplane.events",
-)
+PORT = 8106
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="raceplane livetiming",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config", type=Path, help="TOML defaults ([save] / [replay] tables)")
-    parser.add_argument("--log-host", default=os.environ.get("RACEPLANE_LOG_HOST", "127.0.0.1"))
+def main(argv: list[str] | None = None) -> int:
+    parser = module_parser("livetiming", PORT, __doc__)
+    parser.add_argument("--url", default=F1_HUB, help="the SignalR Core hub SAVE connects to")
     parser.add_argument(
-        "--log-port", type=int, default=int(os.environ.get("RACEPLANE_LOG_PORT", "9020"))
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    save = sub.add_parser("save", help="record the live feed into FILE (FastF1's format)")
-    save.add_argument("file", type=Path)
-    save.add_argument("--append", action="store_true", help="append to FILE instead of replacing")
-    save.add_argument(
-        "--timeout", type=float, default=60.0, help="exit after S seconds without data (0: never)"
-    )
-    save.add_argument("--url", default=F1_HUB, help="the SignalR Core hub")
-    save.add_argument(
         "--token",
         default=os.environ.get(TOKEN_ENV),
-        help=f"access token for the topics that need one (env {TOKEN_ENV})",
+        help=f"access token for CarData.z and Position.z (env {TOKEN_ENV})",
     )
-    save.add_argument("--topics", nargs="+", default=list(TOPICS), metavar="TOPIC")
-    save.add_argument("--publish", action="store_true", help="also publish on raceplane.* streams")
-    save.add_argument(
+    parser.add_argument(
+        "--timeout", type=float, default=0.0, help="SAVE ends after S s without data (0: never)"
+    )
+    parser.add_argument(
         "--wait-s",
         type=float,
-        default=0.0,
-        help="with --publish: first wait up to S s for readers of the lap timer's streams",
+        default=5.0,
+        help="publishing first waits up to S s for readers of the lap timer's streams",
     )
-    save.add_argument(
+    parser.add_argument(
         "--rollover-min",
         type=float,
         default=115.0,
         help="connect afresh into a new file after this many minutes (the server ends at 120)",
     )
-    save.add_argument("--backoff-s", type=float, default=1.0, help="first reconnect delay")
-    save.add_argument("--backoff-max-s", type=float, default=30.0, help="longest reconnect delay")
-    save.add_argument(
+    parser.add_argument("--backoff-s", type=float, default=1.0, help="first reconnect delay")
+    parser.add_argument("--backoff-max-s", type=float, default=30.0, help="longest reconnect delay")
+    parser.add_argument(
         "--server-timeout-s", type=float, default=30.0, help="a silent server is gone after this"
     )
-    save.add_argument("--ping-interval-s", type=float, default=15.0)
-
-    rep = sub.add_parser("replay", help="publish saved files on raceplane.* streams")
-    rep.add_argument("files", type=Path, nargs="+", help="one session's files, any order")
-    rep.add_argument("--speed", type=float, default=1.0, help="N times as fast as recorded")
-    rep.add_argument("--flat-out", action="store_true", help="as fast as possible")
-    rep.add_argument(
-        "--wait-s",
-        type=float,
-        default=0.0,
-        help="first wait up to S s for readers of the lap timer's streams",
-    )
-    rep.add_argument(
-        "--linger-s", type=float, default=1.0, help="keep the streams open S s after the end"
-    )
-    return parser
-
-
-def _apply_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
-    args = parser.parse_args(argv)
-    if args.config is None:
-        return args
-    try:
-        table = load_toml(args.config)
-    except ConfigError as error:
-        parser.error(str(error))
-    section = table.get(args.command, {})
-    settings = {k.replace("-", "_"): v for k, v in section.items()}
-    unknown = sorted(set(settings) - set(vars(args)))
-    if unknown:
-        parser.error(f"{args.config}: [{args.command}] unknown option(s) {', '.join(unknown)}")
-    typed = set(argv)
-    for key, value in settings.items():
-        if f"--{key.replace('_', '-')}" not in typed:
-            setattr(args, key, value)
-    return args
-
-
-def _stop_on_signals(stop: Any) -> None:
-    def handler(signum: int, frame: Any) -> None:
-        stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def _wait_for_readers(publisher: Publisher, timeout_s: float, logger: logging.Logger) -> None:
-    unread = publisher.wait_for_consumers(READ_STREAMS, timeout_s)
-    if unread:
-        logger.warning("publishing with no reader on %s", ", ".join(unread))
-
-
-def save(args: argparse.Namespace, logger: logging.Logger) -> int:
-    try:
-        writer = SaveWriter(args.file, append=args.append)
-    except OSError as error:
-        print(f"raceplane livetiming: cannot write {args.file}: {error.strerror}", file=sys.stderr)
-        return 1
-    if not args.token and set(args.topics) & set(TOKEN_TOPICS):
-        logger.warning("no access token: %s may stay empty", ", ".join(TOKEN_TOPICS))
-    session = LiveSession() if args.publish else None
-    publisher = Publisher() if args.publish else None
-    if publisher is not None and args.wait_s > 0:
-        _wait_for_readers(publisher, args.wait_s, logger)
-
-    def publish(topic: str, data: Any, when: datetime, is_state: bool = False) -> None:
-        if session is None or publisher is None:
-            return
-        try:
-            samples = session.feed(Message(topic, data, when, "", is_state))
-        except (TopicError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
-            logger.warning("live timing: %s not published: %s", topic, error)
-            return
-        for sample in samples:
-            publisher.publish(sample)
-
-    def on_state(result: dict[str, Any]) -> None:
-        writer.write_state(result)
-        now = datetime.now(UTC)
-        for topic in sorted(result, key=state_order):
-            publish(topic, result[topic], now, is_state=True)
-
-    def on_feed(topic: str, data: Any, timestamp: str) -> None:
-        writer.write_feed(topic, data, timestamp)
-        try:
-            when = parse_timestamp(timestamp)
-        except ValueError:
-            when = datetime.now(UTC)
-        publish(topic, data, when)
-
-    def on_rollover() -> None:
-        logger.warning("live timing: continuing in %s", writer.roll_over())
-
+    parser.add_argument("--ping-interval-s", type=float, default=15.0)
+    args = parse_module_args(parser, argv)
+    logger = get_logger("livetiming", log_host=args.log_host, log_port=args.log_port)
     options = ClientOptions(
         url=args.url,
-        topics=tuple(args.topics),
         access_token=args.token or None,
         backoff_s=args.backoff_s,
         backoff_max_s=args.backoff_max_s,
@@ -187,57 +61,21 @@ def save(args: argparse.Namespace, logger: logging.Logger) -> int:
         rollover_s=args.rollover_min * 60.0,
         idle_timeout_s=args.timeout,
     )
-    client = LiveTimingClient(options, on_state, on_feed, logger, on_rollover)
-    _stop_on_signals(client.stop)
+    service = LiveTiming(options, Publisher(f"livetiming:{args.port}"), logger, args.wait_s)
+    server = DefaultServer(
+        port=args.port,
+        ip=args.host,
+        pcommand_map=service.commands(),
+        name="livetiming",
+        logger=logger,
+    )
+    server.init_server()
+    logger.info("live timing on %s:%d, feed %s", args.host, args.port, args.url)
     try:
-        why = client.run()
+        server.start_listening()
     finally:
-        writer.close()
-    stats = client.stats
-    print(
-        f"saved {writer.lines} lines to {', '.join(map(str, writer.files))}; "
-        f"{stats.connections} connection(s), {stats.failures} lost, {stats.rollovers} rolled over, "
-        f"{stats.bad_messages} bad message(s) skipped; ended: {why}"
-    )
+        service.close()
     return 0
-
-
-def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
-    missing = [str(path) for path in args.files if not path.is_file()]
-    if missing:
-        print(f"raceplane livetiming: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 1
-    if not args.flat_out and args.speed <= 0:
-        print("raceplane livetiming: --speed must be > 0", file=sys.stderr)
-        return 2
-    publisher = Publisher()
-    if args.wait_s > 0:
-        _wait_for_readers(publisher, args.wait_s, logger)
-    stop = threading.Event()
-    _stop_on_signals(stop.set)
-    report = replay(args.files, publisher.publish, logger, args.speed, args.flat_out, stop)
-    stop.wait(args.linger_s)
-    for file in report.files:
-        line = f"{file.path}: {file.kept} of {file.lines} lines replayed"
-        if file.overlapping:
-            line += f", {file.overlapping} overlapping earlier files"
-        if file.bad_lines:
-            line += f", {file.bad_lines} unreadable (first: {file.first_error})"
-        print(line)
-    print(
-        f"{report.messages} messages -> {report.samples} samples, {report.refused} refused"
-        + (" (stopped)" if report.stopped else "")
-    )
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = _apply_config(build_parser(), argv)
-    logger = get_logger("livetiming", log_host=args.log_host, log_port=args.log_port)
-    if args.command == "save":
-        return save(args, logger)
-    return run_replay(args, logger)
 
 
 if __name__ == "__main__":

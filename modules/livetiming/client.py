@@ -25,12 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-from websockets.protocol import State
-from websockets.sync.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from . import signalr
 from .topics import TOPICS
+from .websocket import WebSocket, WebSocketClosed
 
 F1_HUB = "https://livetiming.formula1.com/signalrcore"
 
@@ -65,6 +64,7 @@ class ClientStats:
     bad_messages: int = 0
     last_error: str = ""
     connected: bool = False
+    connection_started: float | None = None  # time.monotonic() of the open connection
     errors: list[str] = field(default_factory=list)
 
 
@@ -112,9 +112,10 @@ class LiveTimingClient:
         while not self._stop.is_set():
             try:
                 subscribed, why = self._connection()
-            except (ConnectFailed, OSError, ConnectionClosed, InvalidHandshake) as error:
+            except (ConnectFailed, OSError, InvalidHandshake) as error:
                 subscribed, why = False, f"{type(error).__name__}: {error}"
             self.stats.connected = False
+            self.stats.connection_started = None
             if why in ("stopped", "idle"):
                 return why
             if why == "rollover":
@@ -165,27 +166,27 @@ class LiveTimingClient:
         """One connection from negotiate to its end: (reached the Subscribe reply, why ended)."""
         token = self.negotiate()
         try:
-            socket = connect(
+            socket = WebSocket.connect(
                 _ws_url(self.options.url, token),
-                additional_headers=self._headers(),
-                open_timeout=self.options.connect_timeout_s,
-                ping_interval=None,  # SignalR's own pings keep the connection alive
-                max_size=signalr.MAX_MESSAGE_CHARS * 4,
-                close_timeout=1.0,
-                compression=None,
+                self._headers(),
+                self.options.connect_timeout_s,
+                signalr.MAX_MESSAGE_CHARS * 4,
             )
         except InvalidURI as error:
             raise ConnectFailed(f"bad hub URL: {error}") from error
-        with socket:
+        try:
             return self._session(socket)
+        finally:
+            socket.close()
 
-    def _session(self, socket: ClientConnection) -> tuple[bool, str]:
+    def _session(self, socket: WebSocket) -> tuple[bool, str]:
         protocol = signalr.HubProtocol()
         opened = last_sent = last_received = time.monotonic()
         socket.send(protocol.handshake_request())
         subscribe_id: str | None = None
         subscribed = False
         self.stats.connections += 1
+        self.stats.connection_started = opened
         while True:
             now = time.monotonic()
             if self._stop.is_set():
@@ -211,15 +212,15 @@ class LiveTimingClient:
                 socket.send(protocol.ping())
                 last_sent = now
             try:
-                text = socket.recv(timeout=0.2)
-            except TimeoutError:
-                if socket.state is not State.OPEN:
-                    # Closing with nothing left to read: after a protocol error the peer may
-                    # never end the TCP connection, and no more data can come anyway.
-                    return subscribed, f"connection {socket.state.name.lower()}"
+                texts = socket.recv(timeout=0.2)
+            except WebSocketClosed as closed:
+                # Also after a protocol error, when the peer may never end the TCP connection:
+                # no more data can come anyway.
+                return subscribed, str(closed)
+            if not texts:
                 continue
             last_received = time.monotonic()
-            for event in protocol.feed(text):
+            for event in (event for text in texts for event in protocol.feed(text)):
                 match event:
                     case signalr.HandshakeDone():
                         subscribe_id, message = protocol.invoke(
@@ -269,6 +270,6 @@ class LiveTimingClient:
             self.stats.errors.append(what)
         self.logger.warning("live timing: bad message skipped: %s", what)
 
-    def _close(self, socket: ClientConnection, protocol: signalr.HubProtocol) -> None:
-        with contextlib.suppress(ConnectionClosed, OSError):
+    def _close(self, socket: WebSocket, protocol: signalr.HubProtocol) -> None:
+        with contextlib.suppress(OSError):
             socket.send(protocol.close())

@@ -3,6 +3,7 @@ data publishes no car data streams)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -16,6 +17,11 @@ from modules.stream_catalogue import STREAMS
 
 from .state import Sample
 
+# A reader that has just subscribed may start reading a moment later (a StreamWatcher listens
+# 0.25 s more for other streams of the name); samples pushed meanwhile wait in its inlet, but
+# the streams it already reads would be taken first, out of step.
+READER_SETTLE_S = 0.5
+
 
 def stream_spec(name: str, producer: str) -> StreamSpec:
     spec = STREAMS[name].spec(producer)
@@ -27,6 +33,7 @@ class Publisher:
         self.producer = producer
         self.outlets: dict[str, pylsl.StreamOutlet] = {}
         self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()  # STATUS reads the counts while a job publishes
 
     def outlet(self, name: str) -> pylsl.StreamOutlet:
         outlet = self.outlets.get(name)
@@ -34,16 +41,26 @@ class Publisher:
             outlet = self.outlets[name] = make_outlet(stream_spec(name, self.producer))
         return outlet
 
-    def wait_for_consumers(self, names: Iterable[str], timeout_s: float) -> list[str]:
+    def wait_for_consumers(
+        self,
+        names: Iterable[str],
+        timeout_s: float,
+        stop: threading.Event | None = None,
+        settle_s: float = READER_SETTLE_S,
+    ) -> list[str]:
         """Open these outlets and wait until each has a reader (samples pushed before an inlet
-        connects never reach it); returns the streams still without one at the timeout."""
+        connects never reach it), then `settle_s` more; returns the streams still without a
+        reader at the timeout (or when `stop` is set)."""
+        stop = stop or threading.Event()
         outlets = {name: self.outlet(name) for name in names}
         deadline = time.monotonic() + timeout_s
         while True:
             missing = [name for name, outlet in outlets.items() if not outlet.have_consumers()]
-            if not missing or time.monotonic() >= deadline:
-                return missing
-            time.sleep(0.05)
+            if not missing or time.monotonic() >= deadline or stop.wait(0.05):
+                break
+        if len(missing) < len(outlets):
+            stop.wait(settle_s)
+        return missing
 
     def publish(self, sample: Sample) -> None:
         outlet = self.outlet(sample.stream)
@@ -51,7 +68,9 @@ class Publisher:
             push_frame(outlet, sample.value)
         else:
             push_json(outlet, sample.value)
-        self.counts[sample.stream] = self.counts.get(sample.stream, 0) + 1
+        with self._lock:
+            self.counts[sample.stream] = self.counts.get(sample.stream, 0) + 1
 
     def status(self) -> dict[str, Any]:
-        return dict(self.counts)
+        with self._lock:
+            return dict(self.counts)

@@ -114,17 +114,14 @@ def parse_timestamp(text: str) -> datetime:
     """The feed's ISO 8601 time ("2024-03-02T15:03:41.8372155Z", 7 fraction digits) as UTC."""
     if not isinstance(text, str) or not text:
         raise ValueError(f"not a timestamp: {text!r}")
-    value = text.strip()
-    if value.endswith("Z"):
-        value = value[:-1] + "+00:00"
-    # Python reads at most 6 fraction digits; the feed writes up to 7.
-    value = re.sub(r"(\.\d{6})\d+", r"\1", value)
-    moment = datetime.fromisoformat(value)
+    # Python 3.11 reads "Z" and cuts fractions to microseconds (the 7th digit), in C.
+    moment = datetime.fromisoformat(text.strip())
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+        return moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 def format_timestamp(moment: datetime) -> str:
     """UTC time as the feed writes it (FastF1's parser reads this form)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # As strftime("%Y-%m-%dT%H:%M:%S.%fZ") writes it, at a third of the cost.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
