@@ -136,6 +136,10 @@ def parse_message(raw: bytes) -> Message | None:
                 name, f"expected NAME or NAME|{{json object}}, found more than one '|' in {name}"
             )
         return BadMessage(name, f"invalid JSON payload for {name}: {error}")
+    except RecursionError:
+        # json's parser recurses per level: a payload nested deeper than Python's stack allows
+        # must be refused like any other bad payload, not take the connection's thread down.
+        return BadMessage(name, f"JSON payload of {name} is nested too deeply")
     if not isinstance(kwargs, dict):
         return BadMessage(
             name,

@@ -119,6 +119,11 @@ class _Builder:
     def add_samples(self, content: memoryview) -> None:
         count, position = _read_varlen(content, 4)
         dtype = self.layout.dtype
+        # Check a (possibly corrupt) count against the bytes there are before allocating for it:
+        # every sample takes at least its timestamp byte and its values (a string >= 2 bytes).
+        value_bytes = 2 if dtype is None else dtype.itemsize
+        if count * (1 + self.layout.channel_count * value_bytes) > len(content) - position:
+            raise XdfError(f"samples chunk too short for its sample count {count}")
         if dtype is None:
             stamps, rows = self._strings(content, position, count)
             self.values.extend(rows)
