@@ -10,14 +10,17 @@ Peer (its own venv): f1-packets' ctypes `resolve` (lazy: fields are read on acce
 Latency: a LapData datagram sent on loopback to a decoder process, until its sample is
 pullable from an LSL inlet in this process; p50 and p99.
 
+Exit: a decoder process told CLOSE (or sent SIGTERM), until it is gone.
+
 Throughput is packets per CPU-second of the decoding process (time.process_time), so other
-work on a shared machine does not count against either side; latency is wall-clock and does
-suffer from it.
+work on a shared machine does not count against either side; latency and exit are wall-clock
+and do suffer from it (the load average is printed with them).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -114,12 +117,7 @@ def latency() -> tuple[float, float, int]:
     from dareplane_utils.client.module_client import ModuleClient
     from modules.f1_udp import PacketId, fill_header, new_packet
 
-    udp_port, tcp_port = free_port(socket.SOCK_DGRAM), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "modules.telemetry_decoder", "--port", str(tcp_port),
-         "--udp-port", str(udp_port), "--log-port", str(free_port())],
-        cwd=REPO, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    process, udp_port, tcp_port = decoder_process()
     try:
         client = ModuleClient("127.0.0.1", tcp_port, timeout=10).connect(retries=300)
         source_id = f"raceplane.lap_data@decoder:{udp_port}"
@@ -147,21 +145,52 @@ def latency() -> tuple[float, float, int]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(delays)
 
 
-def flood(seconds: float = 3.0) -> dict[str, float]:
-    """Garbage as fast as this process can send it, valid LapData at 60 Hz in between."""
-    import os
-    import threading
-
-    from dareplane_utils.client.module_client import ModuleClient
-    from dareplane_utils.testing import wait_until
-    from modules.f1_udp import PacketId, fill_header, new_packet
-
+def decoder_process() -> tuple[subprocess.Popen, int, int]:
     udp_port, tcp_port = free_port(socket.SOCK_DGRAM), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "modules.telemetry_decoder", "--port", str(tcp_port),
          "--udp-port", str(udp_port), "--log-port", str(free_port())],
         cwd=REPO, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    return process, udp_port, tcp_port
+
+
+def exit_seconds(how: str, runs: int = 3) -> float:
+    """Median time from CLOSE (or SIGTERM) to the decoder process being gone."""
+    import statistics
+
+    from dareplane_utils.client.module_client import ModuleClient
+
+    times = []
+    for _ in range(runs):
+        process, _, tcp_port = decoder_process()
+        try:
+            client = ModuleClient("127.0.0.1", tcp_port, timeout=10).connect(retries=300)
+            client.request("UP")
+            start = time.perf_counter()
+            if how == "CLOSE":
+                client.request("CLOSE")
+            else:
+                process.terminate()
+            process.wait(timeout=20)
+            times.append(time.perf_counter() - start)
+            client.close()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return statistics.median(times)
+
+
+def flood(seconds: float = 3.0) -> dict[str, float]:
+    """Garbage as fast as this process can send it, valid LapData at 60 Hz in between."""
+    import threading
+
+    from dareplane_utils.client.module_client import ModuleClient
+    from dareplane_utils.testing import wait_until
+    from modules.f1_udp import PacketId, fill_header, new_packet
+
+    process, udp_port, tcp_port = decoder_process()
     target = ("127.0.0.1", udp_port)
     valid = new_packet(2025, PacketId.LAP_DATA)
     garbage = [os.urandom(n) for n in (3, 40, 200, 1284, 1500)] + [valid.tobytes()[:-1]]
@@ -233,9 +262,16 @@ def main() -> int:
     )  # fmt: skip
     p50, p99, n = latency()
     print_table(
-        "latency: datagram sent on loopback -> its sample pullable from an LSL inlet",
+        "latency: datagram sent on loopback -> its sample pullable from an LSL inlet "
+        f"(load average {os.getloadavg()[0]:.1f})",
         ["path", "samples", "p50 ms", "p99 ms"],
         [["UDP -> raceplane decoder process -> LSL inlet", n, p50, p99]],
+    )
+    print_table(
+        f"exit: command or signal -> decoder process gone (median of 3; load average "
+        f"{os.getloadavg()[0]:.1f})",
+        ["how", "seconds"],
+        [["CLOSE", exit_seconds("CLOSE")], ["SIGTERM", exit_seconds("SIGTERM")]],
     )
     f = flood()
     print_table(

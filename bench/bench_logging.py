@@ -3,8 +3,13 @@
 Side by side in one run: Raceplane (get_logger -> our server) and dareplane-utils 0.0.24
 (its get_logger / UJsonSocketHandler -> its LogRecordSocketReceiver, from a throwaway venv).
 Reported: records delivered to the file (unique, and duplicates), the sustained rate at which
-the file grew (records / time from its first to its last growth), and what one logging call
-costs the caller (median over the processes, microseconds).
+the file grew (records / time from its first to its last growth), the records delivered per
+CPU-second that the whole burst cost (every producer from its first call until its records
+are handed over, and the server; a figure other work on a shared machine does not move), and
+what one logging call costs the caller (median over the processes, microseconds): as CPU time
+of the calling thread (time.thread_time: what the call itself does, whatever else the machine
+runs) and as wall time of the loop (which also counts waiting for the CPU and the GIL while
+other threads run).
 """
 
 from __future__ import annotations
@@ -18,23 +23,32 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from peers import peer_python, print_table
 
 PROCESSES = 4
 RECORDS = 20_000
+ROUNDS = 3
 QUIET_S = 3.0  # the file has stopped growing for this long and every producer is gone: done
 RECORD = re.compile(rb"bench-record p=(\d+) i=(\d+)")
 
-# argv: producer index, port. Prints {"seconds": loop time} once the loop is done. The message
-# comes formatted: dareplane-utils' server fails on any record with args (`msg % list`).
+# argv: producer index, port. Prints the loop's wall and calling-thread CPU seconds, and the
+# process's CPU seconds from the loop's start until logging.shutdown() has handed every record
+# over. The message comes formatted: dareplane-utils' server fails on any record with args
+# (`msg % list`).
 PRODUCER_LOOP = """
-start = time.perf_counter()
+import logging
+start, cpu, process = time.perf_counter(), time.thread_time(), time.process_time()
 for i in range({records}):
     log.info(f"bench-record p={{p}} i={{i}} lap 3 of 58")
-print(json.dumps({{"seconds": time.perf_counter() - start}}), flush=True)
+cpu, seconds = time.thread_time() - cpu, time.perf_counter() - start
+logging.shutdown()
+process = time.process_time() - process
+print(json.dumps({{"seconds": seconds, "cpu": cpu, "process": process}}), flush=True)
 """
 OURS_PRODUCER = """
 import json, os, sys, time
@@ -75,7 +89,9 @@ class Result:
     unique: int
     duplicates: int
     rate: float
-    call_us: float
+    per_cpu_s: float
+    call_cpu_us: float
+    call_wall_us: float
 
 
 def free_port() -> int:
@@ -107,6 +123,7 @@ def run(name: str, python: Path, server: list[str], producer: str, logfile: Path
         stderr=subprocess.DEVNULL,
     )
     wait_listening(port, server)
+    server_cpu = _cpu_seconds(server.pid)
     baseline = logfile.stat().st_size if logfile.exists() else 0
     code = textwrap.dedent(producer) + PRODUCER_LOOP.format(records=RECORDS)
     producers = [
@@ -133,18 +150,31 @@ def run(name: str, python: Path, server: list[str], producer: str, logfile: Path
         if exited and last is None and now - start > 60:
             break  # nothing ever arrived
         time.sleep(0.01)
+    server_cpu = _cpu_seconds(server.pid) - server_cpu
     server.send_signal(signal.SIGTERM)
     try:
         server.wait(10)
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
-    seconds = sorted(json.loads(process.stdout.read())["seconds"] for process in producers)
+    loops = [json.loads(process.stdout.read()) for process in producers]
     seen = RECORD.findall(logfile.read_bytes())
     unique = len(set(seen))
     elapsed = (last - first) if first and last and last > first else float("nan")
-    call_us = seconds[len(seconds) // 2] / RECORDS * 1e6
-    return Result(name, unique, len(seen) - unique, unique / elapsed, call_us)
+    cpu_seconds = server_cpu + sum(loop["process"] for loop in loops)
+    return Result(
+        name, unique, len(seen) - unique, unique / elapsed, unique / cpu_seconds,
+        _median_us(loop["cpu"] for loop in loops), _median_us(loop["seconds"] for loop in loops),
+    )  # fmt: skip
+
+
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def _median_us(loop_seconds: Iterable[float]) -> float:
+    return _median(loop_seconds) / RECORDS * 1e6
 
 
 def main() -> int:
@@ -158,17 +188,47 @@ def main() -> int:
         ("raceplane, server only", ours_python, ours_server, OURS_SOCKET_ONLY_PRODUCER),
         ("dareplane-utils 0.0.24 (server only)", theirs_python, their_server, THEIR_PRODUCER),
     ]
+    # The machine is shared: the setups take turns, ROUNDS times, and the medians are shown.
+    rounds: list[list[Result]] = []
     with tempfile.TemporaryDirectory(prefix="bench-logging-") as tmp:
-        results = [
-            run(name, python, server, producer, Path(tmp) / f"run{index}.log")
-            for index, (name, python, server, producer) in enumerate(setups)
-        ]
+        for round_index in range(ROUNDS):
+            rounds.append(
+                [
+                    run(name, python, server, producer, Path(tmp) / f"r{round_index}s{i}.log")
+                    for i, (name, python, server, producer) in enumerate(setups)
+                ]
+            )
+    rows = []
+    for index, (name, *_) in enumerate(setups):
+        results = [round_results[index] for round_results in rounds]
+        rows.append(
+            [name, min(100 * r.unique / total for r in results),
+             max(r.duplicates for r in results), _median(r.rate for r in results),
+             _median(r.per_cpu_s for r in results),
+             _median(r.call_cpu_us for r in results), _median(r.call_wall_us for r in results)]
+        )  # fmt: skip
     print_table(
-        f"burst: {PROCESSES} processes x {RECORDS:,} records, as fast as they can",
-        ["logging", "delivered %", "duplicates", "records/s in file", "caller us/call"],
-        [[r.name, 100 * r.unique / total, r.duplicates, r.rate, r.call_us] for r in results],
-    )
+        f"burst: {PROCESSES} processes x {RECORDS:,} records, as fast as they can "
+        f"(median of {ROUNDS} rounds; delivered: the worst round)",
+        ["logging", "delivered %", "duplicates", "records/s in file", "records per CPU-s",
+         "caller CPU us/call", "caller wall us/call"],
+        rows,
+    )  # fmt: skip
+    for index, (name, *_) in enumerate(setups[:-1]):
+        ratios = [r[index].rate / r[-1].rate for r in rounds]
+        efficiency = [r[index].per_cpu_s / r[-1].per_cpu_s for r in rounds]
+        print(
+            f"{name} vs dareplane-utils 0.0.24, round by round: records/s in file "
+            + ", ".join(f"{ratio:.2f}x" for ratio in ratios)
+            + "; records per CPU-s "
+            + ", ".join(f"{ratio:.2f}x" for ratio in efficiency)
+        )
     return 0
+
+
+def _median(values: Iterable[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 if __name__ == "__main__":

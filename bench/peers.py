@@ -33,7 +33,12 @@ def print_table(title: str, header: list[str], rows: list[list[object]]) -> None
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     print(f"\n{title}")
     for index, row in enumerate(cells):
-        print("  ".join(value.rjust(width) if i else value.ljust(width) for i, (value, width) in enumerate(zip(row, widths, strict=True))))
+        print(
+            "  ".join(
+                value.rjust(width) if i else value.ljust(width)
+                for i, (value, width) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if index == 0:
             print("  ".join("-" * width for width in widths))
     sys.stdout.flush()

@@ -19,7 +19,9 @@ class ConfigError(ValueError):
     """A config file that cannot be read, or that names options the module does not have."""
 
 
-def module_parser(name: str, default_port: int, description: str | None = None) -> argparse.ArgumentParser:
+def module_parser(
+    name: str, default_port: int, description: str | None = None
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m modules.{name}",
         description=description,
@@ -53,7 +55,9 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {error}") from error
 
 
-def parse_module_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_module_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
+) -> argparse.Namespace:
     """Parse argv, taking defaults from --config; unknown config keys are an error, not ignored."""
     preliminary, _ = parser.parse_known_args(argv)
     if preliminary.config is not None:
@@ -63,7 +67,11 @@ def parse_module_args(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
             parser.error(str(error))
         section = table.get(preliminary.module_name, table)
         known = {action.dest for action in parser._actions}
-        settings = {key.replace("-", "_"): value for key, value in section.items() if not isinstance(value, dict)}
+        settings = {
+            key.replace("-", "_"): value
+            for key, value in section.items()
+            if not isinstance(value, dict)
+        }
         unknown = sorted(set(settings) - known)
         if unknown:
             parser.error(f"{preliminary.config}: unknown option(s) {', '.join(unknown)}")

@@ -12,21 +12,65 @@ from importlib import import_module
 
 # name -> (module path, function, one-line help). Keep in the order a newcomer meets them.
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "up": ("modules.control_room.commands", "up", "start a stack from a setup file: raceplane up [SETUP]"),
+    "up": (
+        "modules.control_room.commands",
+        "up",
+        "start a stack from a setup file: raceplane up [SETUP]",
+    ),
     "down": ("modules.control_room.commands", "down", "stop the running stack"),
     "status": ("modules.control_room.commands", "status", "table of the running stack's modules"),
-    "send": ("modules.control_room.commands", "send", "command a module: raceplane send MODULE CMD [JSON]"),
-    "macro": ("modules.control_room.commands", "macro", "run a setup-file macro: raceplane macro NAME [JSON]"),
-    "run": ("modules.cli", "run_module", "run one module in the foreground: raceplane run MODULE [args]"),
+    "send": (
+        "modules.control_room.commands",
+        "send",
+        "command a module: raceplane send MODULE CMD [JSON]",
+    ),
+    "macro": (
+        "modules.control_room.commands",
+        "macro",
+        "run a setup-file macro: raceplane macro NAME [JSON]",
+    ),
+    "run": (
+        "modules.cli",
+        "run_module",
+        "run one module in the foreground: raceplane run MODULE [args]",
+    ),
     "logs": ("dareplane_utils.logging.viewer", "main", "read or follow (-f) the central log"),
-    "record": ("modules.recorder.cli", "record_main", "record LSL streams to XDF: raceplane record FILE"),
-    "inspect": ("modules.recorder.cli", "inspect_main", "list the streams of XDF files: raceplane inspect FILE..."),
-    "streams": ("modules.stream_catalogue", "main", "the LSL stream catalogue, or one stream's channels: raceplane streams [STREAM]"),
-    "replay": ("modules.game_sim.replay", "main", "send a raw UDP capture to a UDP target: raceplane replay FILE [--speed N]"),
-    "livetiming": ("modules.livetiming.cli", "main", "F1 live timing: raceplane livetiming save FILE | replay FILE..."),
+    "record": (
+        "modules.recorder.cli",
+        "record_main",
+        "record LSL streams to XDF: raceplane record FILE",
+    ),
+    "inspect": (
+        "modules.recorder.cli",
+        "inspect_main",
+        "list the streams of XDF files: raceplane inspect FILE...",
+    ),
+    "streams": (
+        "modules.stream_catalogue",
+        "main",
+        "the LSL stream catalogue, or one stream's channels: raceplane streams [STREAM]",
+    ),
+    "replay": (
+        "modules.game_sim.replay",
+        "main",
+        "send a raw UDP capture to a UDP target: raceplane replay FILE [--speed N]",
+    ),
+    "livetiming": (
+        "modules.livetiming.cli",
+        "main",
+        "F1 live timing: raceplane livetiming save FILE | replay FILE...",
+    ),
 }
 
-MODULES = ("control_room", "game_sim", "telemetry_decoder", "lap_timer", "recorder", "web_bridge", "livetiming")
+MODULES = (
+    "control_room",
+    "game_sim",
+    "telemetry_decoder",
+    "lap_timer",
+    "recorder",
+    "web_bridge",
+    "livetiming",
+)
 
 
 def run_module(argv: list[str]) -> int:
@@ -37,7 +81,10 @@ def run_module(argv: list[str]) -> int:
     name, *rest = argv
     name = name.replace("-", "_")
     if name not in MODULES:
-        print(f"raceplane run: unknown module {name!r}; choose one of: {', '.join(MODULES)}", file=sys.stderr)
+        print(
+            f"raceplane run: unknown module {name!r}; choose one of: {', '.join(MODULES)}",
+            file=sys.stderr,
+        )
         return 2
     entry = import_module(f"modules.{name}.__main__")
     return entry.main(rest) or 0
@@ -45,7 +92,11 @@ def run_module(argv: list[str]) -> int:
 
 def usage() -> str:
     width = max(len(name) for name in SUBCOMMANDS)
-    lines = ["usage: raceplane COMMAND [args]   (raceplane COMMAND --help for its options)", "", "commands:"]
+    lines = [
+        "usage: raceplane COMMAND [args]   (raceplane COMMAND --help for its options)",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {text}" for name, (_, _, text) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
+import signal
 import socket
 import struct
+import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -24,8 +27,10 @@ from dareplane_utils.testing import free_port, wait_until
 from modules.f1_udp import FORMATS, PacketId, fill_header, new_packet, set_event
 from modules.f1_udp.capture import read_capture
 from modules.stream_catalogue import STREAMS
+from modules.telemetry_decoder import service
 
 f1_packets = pytest.importorskip("f1.packets")
+
 
 class Decoder:
     def __init__(self, process, client: ModuleClient, udp_port: int) -> None:
@@ -54,21 +59,31 @@ class Decoder:
 
 
 @pytest.fixture
-def decoder(spawn) -> Iterator[Decoder]:
+def decoder(spawn, tmp_path) -> Iterator[Decoder]:
     udp_port, tcp_port = free_port(socket.SOCK_DGRAM), free_port()
-    process = spawn(
-        "modules.telemetry_decoder",
-        "--port", str(tcp_port),
-        "--udp-port", str(udp_port),
-        "--log-port", str(free_port()),
-    )  # fmt: skip
+    # Output to a file, not a pipe nobody reads (a full pipe would block the process), and
+    # with faulthandler on, so a process that does not exit can say where it is stuck.
+    output = tmp_path / "decoder.out"
+    with open(output, "wb") as sink:
+        process = spawn(
+            "modules.telemetry_decoder",
+            "--port", str(tcp_port),
+            "--udp-port", str(udp_port),
+            "--log-port", str(free_port()),
+            env={"PYTHONFAULTHANDLER": "1"}, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     client = ModuleClient("127.0.0.1", tcp_port, timeout=10).connect(retries=200)
     running = Decoder(process, client, udp_port)
     yield running
     client.request("CLOSE")
     client.close()
     running.sock.close()
-    assert process.wait(timeout=20) == 0
+    try:
+        assert process.wait(timeout=20) == 0
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        process.wait(timeout=10)
+        pytest.fail(f"no exit 20 s after CLOSE; its output:\n{output.read_text()[-20000:]}")
 
 
 def pull(inlet: pylsl.StreamInlet, count: int) -> list:
@@ -188,29 +203,45 @@ def test_garbage_flood_keeps_it_up_counting_and_decoding(decoder: Decoder) -> No
                     pass
         sock.close()
 
+    def send_frame(frame: int) -> None:
+        fill_header(valid, session_uid=5, session_time=frame / 60, frame_identifier=frame)
+        valid["lapData"]["currentLapTimeInMS"][0] = frame * 1000
+        decoder.send(valid.tobytes())
+
+    # Frames before the flood: the decoder learns the frame step (1) from them, so every
+    # frame the flood makes the kernel drop shows as a gap. (A frame lost before a step is
+    # known cannot be told from a slower send rate.)
+    for frame in (1, 2, 3):
+        send_frame(frame)
+        stop.wait(1 / 60)
+    wait_until(lambda: decoder.status()["packets"].get("raceplane.lap_data") == 3)
     flooder = threading.Thread(target=flood, daemon=True)
     flooder.start()
     frames = 60
     try:
-        for frame in range(1, frames + 1):
-            fill_header(valid, session_uid=5, session_time=frame / 60, frame_identifier=frame)
-            valid["lapData"]["currentLapTimeInMS"][0] = frame * 1000
-            decoder.send(valid.tobytes())
+        for frame in range(4, frames + 1):
+            send_frame(frame)
             stop.wait(1 / 60)  # the game's busiest per-frame rate
     finally:
         stop.set()
         flooder.join(timeout=10)
-    # A last valid packet after the flood, so a lost tail would show as a frame gap.
-    fill_header(valid, session_uid=5, session_time=2.0, frame_identifier=frames + 1)
-    valid["lapData"]["currentLapTimeInMS"][0] = (frames + 1) * 1000
-    decoder.send(valid.tobytes())
+    # Valid packets after the flood, so a lost tail shows as a frame gap. The flood may still
+    # fill the socket's buffer when the first is sent (the kernel then drops it): one more
+    # goes each time STATUS does not account yet for every frame sent.
+    last = [frames]
+
+    def every_frame_accounted_for() -> dict | None:
+        status = decoder.status()
+        if status["packets"].get("raceplane.lap_data", 0) + status["drops_detected"] >= last[0]:
+            return status
+        last[0] += 1
+        send_frame(last[0])
+        return None
+
     status = wait_until(
-        lambda: (
-            (s := decoder.status())["packets"].get("raceplane.lap_data", 0) + s["drops_detected"]
-            >= frames + 1
-            and s
-        ),
+        every_frame_accounted_for,
         timeout=30,
+        interval=0.1,
         message="every valid packet decoded or counted as lost",
     )
     assert decoder.process.poll() is None
@@ -219,10 +250,10 @@ def test_garbage_flood_keeps_it_up_counting_and_decoding(decoder: Decoder) -> No
     assert {"too_short", "wrong_size", "unknown_packet_id", "unknown_format"} <= set(rejects)
     assert sum(rejects.values()) >= flooded[0] // 2  # the kernel may drop some of the flood
     decoded = status["packets"]["raceplane.lap_data"]
-    assert decoded + status["drops_detected"] == frames + 1
+    assert decoded + status["drops_detected"] == last[0]
     samples = pull(inlet, decoded)
     times = [labelled("raceplane.lap_data", s)["car00.current_lap_time_ms"] for s in samples]
-    assert times == sorted(times) and times[-1] == (frames + 1) * 1000
+    assert times == sorted(times) and times[-1] == last[0] * 1000
     assert all(t % 1000 == 0 for t in times)
 
 
@@ -274,3 +305,28 @@ def test_bad_commands_get_clear_errors(decoder: Decoder, tmp_path) -> None:
     assert status["udp"]["port"] == decoder.udp_port
     assert status["capture"]["path"].endswith("a.rpcap")
     assert status["socket_rcvbuf_bytes"] > 0
+
+
+def test_close_withdraws_every_stream_and_frees_the_port() -> None:
+    """The service in this process: close() ends the receive thread, destroys every outlet
+    (their streams stop answering) and releases the UDP port, with no datagram to wake it."""
+    udp_port = free_port(socket.SOCK_DGRAM)
+    running = service.Decoder(logging.getLogger("test.decoder"), udp_port=udp_port)
+    running.start()
+    source_ids = [f"{s.name}@{running.producer}" for s in service.decoder_streams()]
+    wait_until(
+        lambda: pylsl.resolve_byprop("source_id", source_ids[-1], timeout=0.5),
+        timeout=20, message="the decoder's last stream",
+    )  # fmt: skip
+    running.close()
+    assert not running._thread.is_alive()
+    for source_id in (source_ids[0], source_ids[-1]):
+        wait_until(
+            lambda source_id=source_id: not pylsl.resolve_byprop(
+                "source_id", source_id, timeout=0.5
+            ),
+            timeout=20, message=f"{source_id} gone",
+        )  # fmt: skip
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+        again.bind(("127.0.0.1", udp_port))
+    running.close()  # a second close is harmless

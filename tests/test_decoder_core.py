@@ -160,6 +160,28 @@ def test_every_numeric_field_of_every_type_reaches_its_stream() -> None:
         assert expected_channels > 10
 
 
+def test_a_big_batch_decodes_as_every_packet_alone() -> None:
+    """A socket drain of 70 packets per type (beyond the plan's 32-row scratch) gives row for
+    row what one-datagram batches give, each row from its own packet."""
+    rng = np.random.default_rng(11)
+    batched, alone = DecoderCore(), DecoderCore()
+    for fmt, packet_id in PACKET_DTYPES:
+        stream = BY_PACKET_ID[packet_id]
+        if stream.kind == "json":
+            continue
+        packets = []
+        for frame in range(1, 71):
+            p = packet(fmt, packet_id, uid=fmt, frame=frame)
+            randomise(p, rng)
+            packets.append(p.tobytes())
+        rows = feed(batched, *packets)[stream.name].rows
+        assert rows.shape == (70, len(stream.channels))
+        singles = np.vstack([feed(alone, p)[stream.name].rows for p in packets])
+        np.testing.assert_array_equal(rows, singles)
+        frames = rows[:, [c.label for c in stream.channels].index("header.frame_identifier")]
+        assert frames.tolist() == list(range(1, 71)), (fmt, packet_id)
+
+
 def test_format_2026_g_forces_and_directions_are_scaled() -> None:
     p = packet(2026, PacketId.MOTION)
     p["carMotionData"]["gForceLateral"][4] = -2500

@@ -8,6 +8,7 @@ import re
 import struct
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,6 +47,11 @@ def test_frames_survive_any_split_of_the_byte_stream(objects, cuts):
     decoded += frames_of(decoder.feed(stream[position:]))
     assert decoded == objects
     assert decoder.pending == 0
+
+
+def test_integers_of_any_size_decode_exactly():
+    objects = [{"uid": 2**64}, {"uid": -(2**63) - 1}, {"big": 10**30, "pi": 3.14}, {"n": 2**63}]
+    assert frames_of(FrameDecoder().feed(b"".join(map(encode_frame, objects)))) == objects
 
 
 def test_over_long_length_fails_at_once_without_waiting_for_the_bytes():
@@ -126,6 +132,15 @@ def test_raw_record_after_the_str_fallback():
     assert record["exc_info"].endswith("KeyError: 'x'")
     assert "stack_info" not in record
     assert record["timestamp"].startswith("2024-04-23T16:22:40.199748")
+
+
+@pytest.mark.parametrize("created", [1e20, -1e20, 253402300800.0, float("nan"), "inf"])
+def test_a_raw_record_from_beyond_the_calendar_keeps_its_message(created):
+    before = datetime.now(UTC)
+    record = normalize({"name": "dp", "msg": "lap %d", "args": [4], "created": created})
+    assert record["message"] == "lap 4"
+    assert before <= datetime.fromisoformat(record["timestamp"]) <= datetime.now(UTC)
+    assert str(record["created"]) == str(created)  # the unusable value is kept, not lost
 
 
 def test_our_records_pass_through_and_gaps_are_filled():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -172,4 +173,60 @@ def test_get_logger_repoints_and_keeps_one_pair_of_handlers(monkeypatch):
     assert len(logger.handlers) == 2 and logger.level == logging.DEBUG
     assert [h.address for h in logger.handlers if isinstance(h, JsonSocketHandler)] == [
         ("127.0.0.2", 10)
+    ]
+
+
+# Logs `count` lines flat out, says so on stdout, then waits for a line on stdin before the
+# last record and exit: lines must reach stderr while the process runs, not only at exit.
+STDERR_PRODUCER = textwrap.dedent(
+    """
+    import sys
+    from dareplane_utils.logging.logger import get_logger
+    count = int(sys.argv[1])
+    log = get_logger("producer")
+    for i in range(count):
+        log.info("record %d of %s", i, "many")
+    try:
+        {}["missing"]
+    except KeyError:
+        log.exception("lookup failed")
+    print("logged", flush=True)
+    sys.stdin.readline()
+    log.warning("last words")
+    """
+)
+STDERR_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (\w+) +producer: (.*)")
+
+
+def test_stderr_gets_every_line_in_order_while_running_and_at_exit():
+    count = 5000
+    process = subprocess.Popen(
+        [sys.executable, "-c", STDERR_PRODUCER, str(count)],
+        cwd=REPO, env={**os.environ, "RACEPLANE_LOG_PORT": str(free_port())},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout.readline() == "logged\n"
+        lines: list[str] = []
+        while not lines or lines[-1] != "KeyError: 'missing'":  # the traceback's last line
+            line = process.stderr.readline()
+            assert line, f"stderr ended after {len(lines)} lines"
+            lines.append(line.rstrip("\n"))
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        rest = process.stderr.read().splitlines()
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    parsed = [STDERR_LINE.fullmatch(line) for line in lines[:count]]
+    assert [m and m.groups() for m in parsed] == [
+        ("INFO", f"record {i} of many") for i in range(count)
+    ]
+    assert STDERR_LINE.fullmatch(lines[count]).groups() == ("ERROR", "lookup failed")
+    assert lines[count + 1] == "Traceback (most recent call last):"
+    # (the sender's note on undelivered records may come before or after it)
+    assert [m.groups() for m in map(STDERR_LINE.fullmatch, rest) if m] == [
+        ("WARNING", "last words")
     ]

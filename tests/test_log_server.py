@@ -285,6 +285,32 @@ def test_receiver_in_process_by_its_public_name(tmp_path):
     assert receiver.records_written >= 2  # its own start notice, and ours
 
 
+def test_extras_of_any_type_arrive(tmp_path):
+    """orjson formats records; values it refuses (integers over 64 bits) go through json."""
+    receiver = LogRecordSocketReceiver(port=0, logfile=tmp_path / "log.jsonl")
+    serving = threading.Thread(target=receiver.serve_until_stopped)
+    serving.start()
+    handler = JsonSocketHandler(*receiver.server_address)
+    logger = logging.getLogger("extras")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("big", extra={"uid": 2**70, "ms": 81_234})
+        logger.warning("odd", extra={"where": Path("/tmp/x"), "keys": {3: "three"}})
+        logger.warning("plain é", extra={"lap": 3, "nan": float("nan")})
+        wait_until(lambda: len(messages(tmp_path / "log.jsonl", "extras")) == 3)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        receiver.abort = 1
+        serving.join(10)
+    big, odd, plain = [r for r in read_records(tmp_path / "log.jsonl") if r["name"] == "extras"]
+    assert (big["message"], big["uid"], big["ms"]) == ("big", 2**70, 81_234)
+    assert (odd["where"], odd["keys"]) == ("/tmp/x", {"3": "three"})
+    assert (plain["message"], plain["lap"], plain["nan"]) == ("plain é", 3, None)
+    assert plain["levelname"] == "WARNING" and plain["timestamp"].endswith("+00:00")
+
+
 def test_a_flood_from_one_process_loses_nothing_of_anyone(spawn, tmp_path):
     logfile = tmp_path / "log.jsonl"
     port = start_server(spawn, logfile)

@@ -9,21 +9,25 @@ from dareplane_utils.module_cli import module_parser, parse_module_args
 
 
 def test_raceplane_help_lists_subcommands():
-    result = subprocess.run([sys.executable, "-m", "modules.cli", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "modules.cli", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0
     assert "commands:" in result.stdout
     assert "run" in result.stdout
 
 
 def test_raceplane_unknown_command_is_an_error():
-    result = subprocess.run([sys.executable, "-m", "modules.cli", "fly"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "modules.cli", "fly"], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "unknown command 'fly'" in result.stderr
 
 
 def test_config_file_sets_defaults_and_command_line_wins(tmp_path):
     config = tmp_path / "m.toml"
-    config.write_text('port = 9999\nlog_port = 9021\n[example]\nport = 7777\n')
+    config.write_text("port = 9999\nlog_port = 9021\n[example]\nport = 7777\n")
     parser = module_parser("example", 8000)
     args = parse_module_args(parser, ["--config", str(config)])
     assert args.port == 7777

@@ -7,11 +7,15 @@ it is spent: the connection it belongs to is to be closed (its earlier frames st
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 HEADER = struct.Struct(">L")
+_LONG_DIGITS = re.compile(rb"\d{19}")
 # A log record with a long traceback is a few kB; a megabyte is generous and still bounds what
 # one connection can make the server hold.
 MAX_FRAME_BYTES = 1 << 20
@@ -85,6 +89,16 @@ class FrameDecoder:
 
 
 def _decode(payload: bytes) -> dict[str, Any] | FrameError:
+    # orjson is the fast path (a third of json's cost), but it turns integers beyond 64 bits
+    # into floats: a payload with a 19-digit run (maybe such an integer) goes to json.
+    if not _LONG_DIGITS.search(payload):
+        try:
+            obj = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            pass  # json decides, and says what is wrong (it also takes NaN; orjson does not)
+        else:
+            if isinstance(obj, dict):
+                return obj
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -4,14 +4,25 @@ The server is RACEPLANE_LOG_HOST:RACEPLANE_LOG_PORT unless the caller names one 
 --log-host/--log-port), else 127.0.0.1:9020. One sender thread per server address serves
 every logger of the process; calling get_logger again re-points the logger (modules often
 make their logger at import and again in main() once the options are parsed).
+
+A logging call only snapshots the record (records.snapshot) and enqueues it, for each handler:
+the stderr lines are rendered and written by a thread, a batch per write (a write and flush
+per record cost more than the rest of a logging call), as the JSON records are by the sender's
+thread. At exit (atexit, logging's shutdown) and on flush() pending lines are written at once.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
+import threading
+import time
+from collections import deque
+from typing import TextIO
 
+from dareplane_utils.logging.records import revive, snapshot
 from dareplane_utils.logging.sender import JsonSocketHandler
 
 DEFAULT_HOST = "127.0.0.1"
@@ -21,8 +32,88 @@ STDERR_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _senders: dict[tuple[str, int], JsonSocketHandler] = {}
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Marks the stderr handler get_logger added, so a second call replaces it."""
+# A burst of lines gathers this long before the writer thread writes it out.
+STDERR_GATHER_S = 0.01
+
+
+class _StderrFormatter(logging.Formatter):
+    """STDERR_FORMAT, with the date and time text made once per second rather than per line."""
+
+    _second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        seconds = int(record.created)
+        cached, text = self._second
+        if cached != seconds:
+            text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+            self._second = (seconds, text)  # one assignment: safe to share between threads
+        return f"{text},{int(record.msecs):03d}"
+
+
+class _LineWriter:
+    """Renders and writes the lines for one stream from a thread, in batches (one per stream
+    per process). Callers only append a snapshot of the record."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        # (formatter, snapshot) pairs; append and popleft are atomic: callers take no lock.
+        self._pending: deque[tuple[logging.Formatter, dict]] = deque()
+        self._wake = threading.Event()
+        self._write_lock = threading.Lock()  # the thread and flush() never interleave writes
+        # Started now, with get_logger, like the sender's: a module's threads are its own.
+        threading.Thread(target=self._run, name="log-stderr", daemon=True).start()
+        atexit.register(self.flush)
+
+    def add(self, formatter: logging.Formatter, attributes: dict) -> None:
+        self._pending.append((formatter, attributes))
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._write_lock:
+            count = len(self._pending)
+            if not count:
+                return
+            lines = []
+            for _ in range(count):
+                formatter, attributes = self._pending.popleft()
+                try:
+                    lines.append(formatter.format(revive(attributes)) + "\n")
+                except Exception as error:  # an extra whose str() fails: say so, go on
+                    lines.append(f"log line not rendered: {error!r}\n")
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except (OSError, ValueError):  # stderr closed or gone: the lines have nowhere to go
+                pass
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(STDERR_GATHER_S)
+            self._wake.clear()  # before taking the lines: a line added from now on wakes us
+            self.flush()
+
+
+_writers: dict[int, _LineWriter] = {}
+
+
+class _StderrHandler(logging.Handler):
+    """get_logger's human-readable lines (get_logger replaces it on a second call)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        writer = _writers.get(id(stream))
+        if writer is None or writer.stream is not stream:
+            writer = _writers[id(stream)] = _LineWriter(stream)
+        self.writer = writer
+        self.setFormatter(_StderrFormatter(STDERR_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.writer.add(self.formatter or logging.Formatter(), snapshot(record))
+
+    def flush(self) -> None:
+        self.writer.flush()
 
 
 def get_logger(
@@ -42,9 +133,7 @@ def get_logger(
     for handler in list(logger.handlers):
         if isinstance(handler, _StderrHandler | JsonSocketHandler):
             logger.removeHandler(handler)
-    stderr = _StderrHandler(sys.stderr)
-    stderr.setFormatter(logging.Formatter(STDERR_FORMAT))
-    logger.addHandler(stderr)
+    logger.addHandler(_StderrHandler(sys.stderr))
     logger.addHandler(sender_for(host, port))
     return logger
 

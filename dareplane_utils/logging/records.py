@@ -98,7 +98,7 @@ def normalize(obj: dict[str, Any], peer_host: str | None = None) -> dict[str, An
 
 def _from_raw_logrecord(obj: dict[str, Any]) -> dict[str, Any]:
     message, error = format_message(obj.get("msg", ""), obj.get("args"))
-    record: dict[str, Any] = {"timestamp": iso_utc(_number(obj.get("created"), time.time()))}
+    record: dict[str, Any] = {"timestamp": _timestamp(obj.get("created"))}
     for field in FORMAT_FIELDS:
         record[field] = obj.get(field)
     record["message"] = message
@@ -118,7 +118,18 @@ def _from_raw_logrecord(obj: dict[str, Any]) -> dict[str, Any]:
     for key, value in obj.items():
         if key not in LOGRECORD_ATTRS:
             record[key] = value
+    if record["timestamp"] is None:  # no usable time: the arrival time, and the raw value kept
+        record["timestamp"], record["created"] = iso_utc(time.time()), obj.get("created")
     return record
+
+
+def _timestamp(created: Any) -> str | None:
+    """ISO 8601 of an epoch `created`; now if there is none; None if it is not a time (NaN,
+    infinite, or outside the years 1-9999)."""
+    try:
+        return iso_utc(_number(created, time.time()))
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _text(value: Any) -> str | None:
@@ -130,6 +141,33 @@ def _number(value: Any, default: float) -> float:
         return float(value)
     except (TypeError, ValueError):
         return default
+
+
+_TRACEBACKS = logging.Formatter()
+
+
+def snapshot(record: logging.LogRecord) -> dict[str, Any]:
+    """A LogRecord's attributes as they are now, for another thread to render later: the
+    message formatted (args may change once the logging call returns) and the traceback as
+    text. A msg % args that fails still gives a record, saying why in `format_error`."""
+    attributes = record.__dict__.copy()  # a dict copy is the cheapest snapshot
+    try:
+        attributes["msg"] = record.getMessage()
+    except Exception as error:
+        attributes["msg"] = f"{record.msg!r} % {record.args!r}"
+        attributes["format_error"] = f"{type(error).__name__}: {error}"
+    attributes["args"] = None
+    if record.exc_info:
+        text = record.exc_text or _TRACEBACKS.formatException(record.exc_info)
+        attributes["exc_text"], attributes["exc_info"] = text, None
+    return attributes
+
+
+def revive(attributes: dict[str, Any]) -> logging.LogRecord:
+    """A LogRecord again from snapshot()'s attributes (they are all there)."""
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    record.__dict__ = attributes
+    return record
 
 
 def to_line(record: dict[str, Any]) -> bytes:

@@ -92,6 +92,7 @@ class LogRecordSocketReceiver:
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.socket, selectors.EVENT_READ, None)
         self.connections: set[_Connection] = set()
+        self.followers: set[_Connection] = set()  # the viewers among them
         self.recent: deque[bytes] = deque(maxlen=BACKLOG_RECORDS)
         self.records_written = 0
         self.abort = 0  # set to 1 (from any thread or a signal handler) to stop serving
@@ -149,6 +150,7 @@ class LogRecordSocketReceiver:
 
     def _close(self, connection: _Connection) -> None:
         self.connections.discard(connection)
+        self.followers.discard(connection)
         self.selector.unregister(connection.sock)
         connection.sock.close()
 
@@ -181,7 +183,16 @@ class LogRecordSocketReceiver:
                 if connection.role == "follower":
                     return
                 continue
-            self._record(connection, event.obj, event.payload)
+            try:
+                self._record(connection, event.obj, event.payload)
+            except Exception as error:  # a bug must not end the server for everyone else
+                self._notice(
+                    "WARNING",
+                    f"{connection.peer}: record not processed ({type(error).__name__}: {error}); "
+                    "connection closed",
+                )
+                self._close(connection)
+                return
 
     def _greeting(self, connection: _Connection, obj: dict) -> bool:
         """Take a first frame that says what the connection is; False if it is a record."""
@@ -193,6 +204,7 @@ class LogRecordSocketReceiver:
         if kind == "sender":
             connection.wants_ack = bool(obj.get("ack"))
             return True
+        self.followers.add(connection)
         backlog = obj.get("backlog", 0)
         count = max(0, min(backlog, BACKLOG_RECORDS)) if isinstance(backlog, int) else 0
         if count:
@@ -213,9 +225,7 @@ class LogRecordSocketReceiver:
         self.writer.write(line)
         self.records_written += 1
         self.recent.append(line)
-        for follower in self.connections:
-            if follower.role != "follower":
-                continue
+        for follower in self.followers:
             if len(follower.outbox) + len(line) > FOLLOWER_BUFFER_BYTES:
                 follower.skipped += 1
             else:

@@ -153,7 +153,8 @@ class DecoderCore:
                 pub.objects.append(obj)
             else:
                 numeric[(fmt, packet_id)].append((datagram, source.index))
-                out.setdefault(stream.name, Publication(stream.name, []))
+                if stream.name not in out:
+                    out[stream.name] = Publication(stream.name, [])
             self.packets[stream.name] += 1
         for (fmt, packet_id), items in numeric.items():
             self._rows(out[BY_PACKET_ID[packet_id].name], fmt, packet_id, items)
@@ -169,14 +170,19 @@ class DecoderCore:
         plan = self._plans.get((fmt, packet_id))
         if plan is None:
             plan = self._plans[(fmt, packet_id)] = RowPlan(BY_PACKET_ID[packet_id], fmt)
-        rows = plan.rows(
-            b"".join(d.data for d, _ in items), np.array([s for _, s in items], dtype=float)
-        )
+        if len(items) == 1:  # the usual case at the game's rate: one datagram per wake-up
+            ((datagram, source),) = items
+            rows = plan.rows(datagram.data, source)
+            pub.timestamps.append(datagram.time)
+        else:
+            rows = plan.rows(
+                b"".join([d.data for d, _ in items]), np.array([s for _, s in items], float)
+            )
+            pub.timestamps.extend([d.time for d, _ in items])
         if pub.rows is None:
             pub.rows = rows
         else:  # two formats of one type in one batch (two games): keep receive order per format
             pub.rows = np.vstack((pub.rows, rows))
-        pub.timestamps.extend(d.time for d, _ in items)
 
     def _json(
         self, datagram: Datagram, fmt: int, packet_id: int, source: Source

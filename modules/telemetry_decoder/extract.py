@@ -1,17 +1,20 @@
 """Packets to numeric stream samples, vectorised.
 
 A `RowPlan` turns k datagrams of one (format, packet id) into a (k, channels) float64 array
-with a fixed number of numpy calls, whatever k is: the packet bytes are viewed through the
-packet dtype, each block of fields is cast in one call to an all-float64 twin of its layout,
-and columns are picked, combined (minutes + ms) and scaled with index arrays. No Python object
-is made per field. (JSON streams: json_packets.py.)
+with a fixed, small number of numpy calls, whatever k is and however many fields the packet
+has. Everything is worked out once per (format, packet id) from the layout: the byte offset
+and type of every value a channel needs. Decoding is then one gather of those bytes (grouped
+by type, so each group is one contiguous run), one cast per type into a preallocated row of
+values, one add for minutes + milliseconds pairs, one multiply for scaled fields, and one take
+into channel order (absent fields read a NaN cell). No Python work per field or per car.
+(JSON streams: json_packets.py.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from modules.f1_udp import HEADER_DTYPE, packet_dtype
+from modules.f1_udp import packet_dtype
 from modules.stream_catalogue import (
     CARS,
     HEADER_CHANNELS,
@@ -24,63 +27,8 @@ from modules.stream_catalogue import (
 )
 
 MINUTE_MS = 60_000.0
-
-
-class _Block:
-    """Columns taken from one struct (a per-car array, or the packet's own fields)."""
-
-    def __init__(self, record: np.dtype, columns: list[Column]) -> None:
-        names = [n for n in record.names if any(n in (c.source, c.minutes) for c in columns)]
-        self.view = np.dtype(
-            {
-                "names": names,
-                "formats": [record.fields[n][0] for n in names],
-                "offsets": [record.fields[n][1] for n in names],
-                "itemsize": record.itemsize,
-            }
-        )
-        self.flat = np.dtype([(n, "<f8", record[n].shape) for n in names])
-        start, position = 0, {}
-        for n in names:
-            position[n] = start
-            start += int(np.prod(record[n].shape, dtype=int))
-        self.width = start
-        present = [j for j, c in enumerate(columns) if c.source in position]
-        self.n_columns = len(columns)
-        self.present = np.array(present, dtype=np.intp)
-        self.absent = np.array(
-            [j for j in range(len(columns)) if j not in set(present)], dtype=np.intp
-        )
-        self.take = np.array(
-            [position[columns[j].source] + (columns[j].index or 0) for j in present], np.intp
-        )
-        minutes = [j for j in present if columns[j].minutes in position]
-        self.minute_cols = np.array(minutes, dtype=np.intp)
-        self.minute_take = np.array([position[columns[j].minutes] for j in minutes], np.intp)
-        scaled = [j for j in present if columns[j].scale != 1.0]
-        self.scale_cols = np.array(scaled, dtype=np.intp)
-        self.scales = np.array([columns[j].scale for j in scaled])
-        self.simple = len(present) == len(columns) and np.array_equal(
-            self.take, np.arange(len(columns))
-        )
-
-    def values(self, records: np.ndarray) -> np.ndarray:
-        """(..., n_columns) float64 for `records` of the block's struct (any shape)."""
-        n = records.size
-        # One C-level cast of every field to float64; then whole-column numpy operations.
-        raw = records.view(self.view).astype(self.flat).view("<f8").reshape(n, self.width)
-        if self.simple:
-            out = raw
-        elif self.absent.size:
-            out = np.full((n, self.n_columns), np.nan)
-            out[:, self.present] = raw.take(self.take, axis=1)
-        else:
-            out = raw.take(self.take, axis=1)
-        if self.minute_cols.size:
-            out[:, self.minute_cols] += MINUTE_MS * raw.take(self.minute_take, axis=1)
-        if self.scale_cols.size:
-            out[:, self.scale_cols] *= self.scales
-        return out.reshape((*records.shape, self.n_columns))
+SOURCE_CHANNEL = 6  # header.source: which sender, known to the core, not in the bytes
+CHUNK_ROWS = 32  # packets decoded per pass through the plan's scratch arrays
 
 
 def _for_format(columns: list[Column], record: np.dtype) -> list[Column]:
@@ -89,12 +37,11 @@ def _for_format(columns: list[Column], record: np.dtype) -> list[Column]:
     return [own.get(c.name, c) for c in columns]
 
 
-_HEADER_CH = len(HEADER_CHANNELS)
-_TAIL_CH = len(HEADER_TAIL_CHANNELS)
-_HEADER_FLOATS = np.dtype([(name, "<f8") for name in HEADER_DTYPE.names])
-# Positions in HEADER_DTYPE of the channels after the uid halves, and of the tail channels.
-_HEADER_FIRST = [HEADER_DTYPE.names.index(c.type) for c in HEADER_CHANNELS[2:6]]
-_HEADER_TAIL = [HEADER_DTYPE.names.index(c.type) for c in HEADER_TAIL_CHANNELS]
+def _field(record: np.dtype, name: str, index: int | None) -> tuple[int, np.dtype]:
+    """Byte offset (within the record) and scalar type of a field, or of one array entry."""
+    sub, offset = record.fields[name][:2]
+    base = sub.base
+    return offset + (index or 0) * base.itemsize, base
 
 
 class RowPlan:
@@ -102,45 +49,123 @@ class RowPlan:
 
     def __init__(self, stream: StreamDef, packet_format: int) -> None:
         assert stream.packet_id is not None and stream.kind in ("per_car", "numeric")
-        self.dtype = packet_dtype(packet_format, stream.packet_id)
+        dtype = packet_dtype(packet_format, stream.packet_id)
+        self.size = dtype.itemsize
         self.n_channels = len(stream.channels)
-        self.cars_field = stream.cars_field
-        self.car_block: _Block | None = None
-        self.cars = 0
-        start = _HEADER_CH
-        if stream.cars_field is not None:
-            cars_type = self.dtype[stream.cars_field]
-            # The contract has 22 car slots; format 2026's slots 22 and 23 do not fit. Every
-            # format has at least 22, so each slot is written (rows() relies on it).
-            assert cars_type.shape[0] >= CARS
-            self.cars = CARS
-            columns = _for_format(car_columns(stream.packet_id, stream.cars_field), cars_type.base)
-            self.car_block = _Block(cars_type.base, columns)
-            self.car_slice = slice(start, start + CARS * len(columns))
-            start = self.car_slice.stop
-        self.tail_start = start
-        own = _for_format(packet_columns(stream.packet_id, stream.cars_field), self.dtype)
-        self.own_block = _Block(self.dtype, own) if own else None
-        self.own_slice = slice(start + _TAIL_CH, start + _TAIL_CH + len(own))
-        assert self.own_slice.stop == self.n_channels
+        # Raw values to read, as (byte offset in the packet, scalar type); every channel maps
+        # to one of them or to the NaN cell (-1).
+        values: list[tuple[int, np.dtype]] = []
+        channel_value: list[int] = []
+        minute_pairs: list[tuple[int, int]] = []  # (ms value, minutes value)
+        scales: dict[int, float] = {}
 
-    def rows(self, data: bytes, sources: np.ndarray) -> np.ndarray:
-        """`data` is k datagrams back to back (each exactly the packet size); `sources` (k,)."""
-        packets = np.frombuffer(data, dtype=self.dtype)
-        k = packets.shape[0]
-        out = np.empty((k, self.n_channels))  # every channel is written below
-        header = packets["header"]
-        uid = header["sessionUID"]
-        out[:, 0] = uid >> np.uint64(32)
-        out[:, 1] = uid & np.uint64(0xFFFFFFFF)
-        # The rest of the header in one cast; sessionUID (column 6) is not exact as float64.
-        fields = header.astype(_HEADER_FLOATS).view("<f8").reshape(k, -1)
-        out[:, 2:6] = fields[:, _HEADER_FIRST]
-        out[:, 6] = sources
-        out[:, self.tail_start : self.tail_start + _TAIL_CH] = fields[:, _HEADER_TAIL]
-        if self.car_block is not None:
-            cars = packets[self.cars_field][:, : self.cars]
-            out[:, self.car_slice] = self.car_block.values(cars).reshape(k, -1)
-        if self.own_block is not None:
-            out[:, self.own_slice] = self.own_block.values(packets)
+        def read(offset: int, scalar: np.dtype) -> int:
+            values.append((offset, scalar))
+            return len(values) - 1
+
+        header_offset = dtype.fields["header"][1]
+        header = dtype["header"]
+        uid_offset, _ = _field(header, "sessionUID", None)
+        uid = header_offset + uid_offset
+        u4 = np.dtype("<u4")
+        # sessionUID is not exact as float64: its halves are (little-endian: low half first).
+        channel_value += [read(uid + 4, u4), read(uid, u4)]
+        for spec in HEADER_CHANNELS[2:]:
+            if spec.type == "source":
+                channel_value.append(-1)  # written per row by rows()
+                continue
+            offset, scalar = _field(header, spec.type, None)
+            channel_value.append(read(header_offset + offset, scalar))
+
+        def columns_of(record: np.dtype, base: int, columns: list[Column]) -> None:
+            for column in columns:
+                if column.source not in record.names:
+                    channel_value.append(-1)  # this format lacks the field: NaN
+                    continue
+                value = read(*_at(base, *_field(record, column.source, column.index)))
+                channel_value.append(value)
+                if column.minutes and column.minutes in record.names:
+                    minutes = read(*_at(base, *_field(record, column.minutes, None)))
+                    minute_pairs.append((value, minutes))
+                if column.scale != 1.0:
+                    scales[value] = column.scale
+
+        if stream.cars_field is not None:
+            cars_type, cars_offset = dtype.fields[stream.cars_field][:2]
+            # The contract has 22 car slots; format 2026's slots 22 and 23 do not fit. Every
+            # format has at least 22, so each slot is written.
+            assert cars_type.shape[0] >= CARS
+            car = cars_type.base
+            columns = _for_format(car_columns(stream.packet_id, stream.cars_field), car)
+            for index in range(CARS):
+                columns_of(car, cars_offset + index * car.itemsize, columns)
+        for spec in HEADER_TAIL_CHANNELS:
+            offset, scalar = _field(header, spec.type, None)
+            channel_value.append(read(header_offset + offset, scalar))
+        own = _for_format(packet_columns(stream.packet_id, stream.cars_field), dtype)
+        columns_of(dtype, 0, own)
+        assert len(channel_value) == self.n_channels
+
+        # Group the values by type, so each type is one contiguous run of gathered bytes; the
+        # widest types first and rows padded to 8 bytes, so that every run is aligned for its
+        # type (numpy casts unaligned data several times slower).
+        order = sorted(
+            range(len(values)), key=lambda v: (-values[v][1].itemsize, values[v][1].str, v)
+        )
+        position = {v: p for p, v in enumerate(order)}
+        nan_cell = len(values)
+        self.n_values = len(values) + 1
+        byte_index: list[np.ndarray] = []
+        self.groups: list[tuple[np.dtype, int, int, int, int]] = []
+        start = byte_start = 0
+        while start < len(order):
+            scalar = values[order[start]][1]
+            stop = start
+            while stop < len(order) and values[order[stop]][1] == scalar:
+                offset = values[order[stop]][0]
+                byte_index.append(np.arange(offset, offset + scalar.itemsize))
+                stop += 1
+            byte_stop = byte_start + (stop - start) * scalar.itemsize
+            self.groups.append((scalar, start, stop, byte_start, byte_stop))
+            start, byte_start = stop, byte_stop
+        byte_index.append(np.zeros(-byte_start % 8, np.intp))
+        self.byte_index = np.concatenate(byte_index).astype(np.intp)
+        self.ms_cells = np.array([position[m] for m, _ in minute_pairs], np.intp)
+        self.minute_cells = np.array([position[m] for _, m in minute_pairs], np.intp)
+        self.scale_cells = np.array([position[v] for v in scales], np.intp)
+        self.scales = np.array(list(scales.values()))
+        self.take = np.array([nan_cell if v < 0 else position[v] for v in channel_value], np.intp)
+        # Scratch reused by every call: fresh arrays this size cost page faults each time.
+        self._gathered = np.empty((CHUNK_ROWS, self.byte_index.size), np.uint8)
+        self._cells = np.empty((CHUNK_ROWS, self.n_values))
+        self._cells[:, nan_cell] = np.nan
+
+    def rows(self, data: bytes, sources: np.ndarray | float) -> np.ndarray:
+        """`data` is k datagrams back to back (each exactly the packet size); `sources` (k,)
+        or one source for all."""
+        raw = np.frombuffer(data, np.uint8).reshape(-1, self.size)
+        k = raw.shape[0]
+        out = np.empty((k, self.n_channels))
+        if k <= CHUNK_ROWS:
+            self._chunk(raw, out)
+        else:
+            for start in range(0, k, CHUNK_ROWS):
+                self._chunk(raw[start : start + CHUNK_ROWS], out[start : start + CHUNK_ROWS])
+        out[:, SOURCE_CHANNEL] = sources
         return out
+
+    def _chunk(self, raw: np.ndarray, out: np.ndarray) -> None:
+        k = raw.shape[0]
+        gathered = raw.take(self.byte_index, axis=1, out=self._gathered[:k])
+        cells = self._cells[:k]
+        for scalar, start, stop, byte_start, byte_stop in self.groups:
+            cells[:, start:stop] = gathered[:, byte_start:byte_stop].view(scalar)
+        if self.ms_cells.size:
+            cells[:, self.ms_cells] += MINUTE_MS * cells[:, self.minute_cells]
+        if self.scale_cells.size:
+            cells[:, self.scale_cells] *= self.scales
+        cells.take(self.take, axis=1, out=out)
+
+
+def _at(base: int, offset: int, scalar: np.dtype) -> tuple[int, np.dtype]:
+    return base + offset, scalar

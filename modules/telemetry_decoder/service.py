@@ -2,14 +2,19 @@
 
 One thread owns the socket and the DecoderCore: it waits for datagrams, drains everything
 queued (up to a batch limit) so bursts decode as one vectorised batch, pushes what comes back,
-and writes the raw datagrams to the capture file if one is open. Commands run on the
-DefaultServer's threads and never wait for decoding: the capture writer is swapped under a
-lock held only around file writes, and STATUS reads a snapshot the receive thread refreshes
-ten times a second (a lock shared with the decoding loop would starve them in a flood).
+and writes the raw datagrams to the capture file if one is open. A lone datagram is decoded
+as soon as it arrives (a batch of one), so batching costs light traffic no latency.
+
+Commands run on the DefaultServer's threads and never wait for decoding: the capture writer is
+swapped under a lock held only around file writes, and STATUS reads a snapshot the receive
+thread refreshes ten times a second (a lock shared with the decoding loop would starve them in
+a flood). close() wakes the thread through a self-pipe and destroys the outlets in parallel,
+so the process exits promptly after CLOSE or SIGTERM.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import socket
@@ -28,8 +33,7 @@ from modules.telemetry_decoder.core import Datagram, DecoderCore, Publication
 MAX_DATAGRAM = 65535
 MAX_BATCH = 256
 RCVBUF_BYTES = 8 * 1024 * 1024
-POLL_S = 0.1  # how often the thread looks at its stop event when nothing arrives
-SNAPSHOT_S = 0.1
+SNAPSHOT_S = 0.1  # how often the thread refreshes STATUS and checks for reject reports
 
 
 class Decoder:
@@ -66,6 +70,8 @@ class Decoder:
         self._capture: CaptureWriter | None = None
         self._capture_error: str | None = None
         self._stop = threading.Event()
+        # close() writes a byte here to wake the thread from select() at once.
+        self._wake_read, self._wake_write = socket.socketpair()
         self._thread = threading.Thread(target=self._run, name="decoder-udp", daemon=True)
         self.started = time.monotonic()
 
@@ -82,12 +88,17 @@ class Decoder:
 
     def close(self) -> None:
         self._stop.set()
+        with contextlib.suppress(OSError):  # closed already: a second close()
+            self._wake_write.send(b"\0")
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         with self._lock:
             self._close_capture()
         self.sock.close()
-        self._outlets.clear()
+        self._wake_read.close()
+        self._wake_write.close()
+        if not self._thread.is_alive():  # a stuck thread may still push: leave them to exit
+            _destroy_in_parallel(self._outlets)
 
     # ---- commands -------------------------------------------------------------------------
 
@@ -142,12 +153,13 @@ class Decoder:
     # ---- the receive thread ---------------------------------------------------------------
 
     def _run(self) -> None:
+        waiting = [self.sock, self._wake_read]
         while not self._stop.is_set():
             try:
-                readable, _, _ = select.select([self.sock], [], [], POLL_S)
+                readable, _, _ = select.select(waiting, [], [], SNAPSHOT_S)
             except (OSError, ValueError):  # socket closed under us: we are stopping
                 return
-            if readable:
+            if self.sock in readable:
                 try:
                     self._drain()
                 except Exception:  # a bug must not end the decoder: log it, go on
@@ -208,6 +220,20 @@ class Decoder:
                 self._capture.close()
             finally:
                 self._capture = None
+
+
+def _destroy_in_parallel(outlets: dict[str, pylsl.StreamOutlet]) -> None:
+    """Destroy the outlets at once: liblsl takes ~25 ms per outlet to stop its servers, which
+    one after another is half a second at exit. Each outlet's last reference is dropped on
+    its own thread (pylsl destroys an outlet when it is garbage)."""
+    holders = [[outlet] for outlet in outlets.values()]
+    outlets.clear()
+    threads = [threading.Thread(target=holder.clear, daemon=True) for holder in holders]
+    del holders
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=2)
 
 
 def decoder_streams() -> list[StreamDef]:
