@@ -6,6 +6,8 @@ import json
 import logging
 import re
 import struct
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -190,3 +192,17 @@ def test_render_shows_extras_and_the_whole_traceback():
     assert "stream=raceplane.motion" in render(RECORDS[2], color=False)
     assert "\x1b[" not in render(RECORDS[2], color=False)
     assert "\x1b[33m" in render(RECORDS[2], color=True)  # warnings in yellow
+
+
+def test_stderr_level_filters_only_the_terminal_lines(tmp_path):
+    code = (
+        "import logging\n"
+        "from dareplane_utils.logging.logger import get_logger\n"
+        "log = get_logger('quiet', stderr_level=logging.WARNING)\n"
+        "log.info('routine detail')\n"
+        "log.warning('needs a look')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "needs a look" in done.stderr
+    assert "routine detail" not in done.stderr

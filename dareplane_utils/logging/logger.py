@@ -121,7 +121,10 @@ def get_logger(
     log_host: str | None = None,
     log_port: int | None = None,
     level: int | str = logging.INFO,
+    stderr_level: int | str | None = None,
 ) -> logging.Logger:
+    """A logger writing lines to stderr (from `stderr_level`, default `level`) and JSON records
+    of `level` and above to the log server."""
     host = log_host or os.environ.get("RACEPLANE_LOG_HOST") or DEFAULT_HOST
     port = int(
         log_port if log_port is not None else os.environ.get("RACEPLANE_LOG_PORT", DEFAULT_PORT)
@@ -133,7 +136,9 @@ def get_logger(
     for handler in list(logger.handlers):
         if isinstance(handler, _StderrHandler | JsonSocketHandler):
             logger.removeHandler(handler)
-    logger.addHandler(_StderrHandler(sys.stderr))
+    stderr = _StderrHandler(sys.stderr)
+    stderr.setLevel(level if stderr_level is None else stderr_level)
+    logger.addHandler(stderr)
     logger.addHandler(sender_for(host, port))
     return logger
 

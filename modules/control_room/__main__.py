@@ -58,7 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raceplane up: {error}", file=sys.stderr)
         return 2
     settings = setup.settings
-    logger = get_logger("control_room", log_host=settings.log_host, log_port=settings.log_port)
+    # The status table tells the person at the terminal what happens; stderr keeps the problems.
+    logger = get_logger(
+        "control_room",
+        log_host=settings.log_host,
+        log_port=settings.log_port,
+        stderr_level=logging.WARNING,
+    )
     room = ControlRoom(setup, logger, on_change=_print_change)
     server = DefaultServer(
         port=settings.port,
