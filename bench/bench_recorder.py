@@ -12,6 +12,8 @@ Two cases:
   recorder's CPU seconds per million samples, loss, file size, pyxdf load time.
 - demo rate: what `make demo` sends (per-car numeric streams at 60 Hz, JSON streams at a few
   Hz) for 10 s; reported: the recorder's CPU use in % of one core.
+- subscribe: 20 streams already publishing when recording starts (a stack's ~20); reported:
+  seconds from the start until the first and the last of them has samples in the file.
 
 `python bench/bench_recorder.py [--quick]`
 """
@@ -37,6 +39,7 @@ LABRECORDER = ["labrecorder==1.0.0rc0", "pylsl>=1.17,<1.18", "numpy"]
 
 def child(kind: str, path: str, pattern: str, streams: int) -> int:
     """Record `streams` streams whose names start with `pattern` until a line arrives on stdin."""
+    print("starting", flush=True)
     if kind == "ours":
         from modules.recorder.engine import Recorder, RecorderSettings
 
@@ -198,6 +201,73 @@ def record_case(
     }
 
 
+def subscribe_case(kind: str, python: Path, work: Path, streams: int = 20) -> list[float]:
+    """Seconds from the recorder's start until each stream's first samples are in its file."""
+    from modules.recorder.loader import load
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if kind == "labrecorder":
+        libs = python.parent.parent / "lib" / "python3.11" / "site-packages" / "labrecorder.libs"
+        env["PYLSL_LIB"] = str(next(libs.glob("liblsl*")))
+    path = work / f"subscribe-{kind}-{uuid.uuid4().hex[:6]}.xdf"
+    name = f"raceplane.sub{uuid.uuid4().hex[:6]}"
+    # --wait-consumers 0: publishing from the start, whether anyone listens or not.
+    publisher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modules.recorder.publish",
+            "--name",
+            name,
+            "--streams",
+            str(streams),
+            "--count",
+            "100000000",
+            "--push-rate",
+            "100",
+            "--chunk",
+            "1",
+            "--wait-consumers",
+            "0",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    Lines(publisher).wait("go")
+    recorder = subprocess.Popen(
+        [str(python), __file__, "child", kind, str(path), name, str(streams)],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines = Lines(recorder)
+    first: dict[str, float] = {}
+    try:
+        began, _ = lines.wait("starting")
+        deadline = time.perf_counter() + 120
+        while len(first) < streams and time.perf_counter() < deadline:
+            if path.exists():
+                for stream in load(path).streams:
+                    if len(stream) and stream.name not in first:
+                        first[stream.name] = time.perf_counter() - began
+            time.sleep(0.02)
+        lines.wait("recording")
+        recorder.stdin.write("stop\n")
+        recorder.stdin.flush()
+        lines.wait("stopped", timeout=120)
+    finally:
+        publisher.terminate()
+        publisher.wait(timeout=10)
+        if recorder.poll() is None:
+            recorder.kill()
+    if len(first) < streams:
+        raise RuntimeError(f"only {len(first)} of {streams} streams reached the file in 120 s")
+    return sorted(first.values())
+
+
 def _wait_for_plateau(path: Path, quiet: float) -> float:
     """When the file last grew, once it has not grown for `quiet` seconds."""
     size, changed = -1, time.perf_counter()
@@ -322,6 +392,14 @@ def main() -> int:
             )
         except (RuntimeError, subprocess.SubprocessError) as error:
             print(f"{label} could not complete the benchmark: {error}")
+    subscribe_rows = []
+    for label, python in recorders:
+        kind = "ours" if label == "raceplane" else "labrecorder"
+        try:
+            times = subscribe_case(kind, python, work)
+            subscribe_rows.append([label, times[0], times[len(times) // 2], times[-1]])
+        except (RuntimeError, subprocess.SubprocessError) as error:
+            print(f"{label} could not complete the subscribe case: {error}")
     print_table(
         f"flat out: 10 streams x 8 float32 channels, {10 * count:,} samples (recorded/s: until "
         "the file stops growing; pushed/s: the publisher's own pace)",
@@ -342,6 +420,12 @@ def main() -> int:
         f"demo rate: 8 streams x 400 float64 @ 60 Hz + 4 JSON streams @ 4 Hz, {seconds} s",
         ["recorder", "cpu % of a core", "cpu s/M samples", "lost", "file MB", "pyxdf load s"],
         demo_rows,
+    )
+    print_table(
+        "subscribe: 20 streams publishing before the start; seconds from the recorder's start "
+        "until a stream's first samples are in the file (LabRecorder: resolve, then record)",
+        ["recorder", "first s", "median s", "last s"],
+        subscribe_rows,
     )
     return 0
 

@@ -17,7 +17,7 @@ from dareplane_utils.testing import free_port, wait_until
 from modules.recorder import load
 from modules.recorder.loader import iter_chunks
 from modules.recorder.publish import expected_strings, expected_values, stamps
-from tests.test_recorder import expect, publish
+from tests.recorder_support import expect, publish
 
 
 def stream_samples(client: ModuleClient, name: str) -> int:

@@ -10,6 +10,7 @@ import pytest
 import pyxdf
 
 from modules.recorder.loader import iter_chunks, load, parse
+from modules.recorder.session_params import learned_from
 from modules.recorder.sink import XdfSink
 from modules.recorder.xdf import MAGIC, NUMERIC_FORMATS, XdfEncoder, XdfError, chunk, varlen
 
@@ -215,3 +216,60 @@ def test_unknown_stream_formats_are_refused():
     encoder.stream_header(1, info_xml("y", "float32", 2, 0.0))
     with pytest.raises(XdfError, match="expected"):
         encoder.samples(1, np.array([1.0]), np.zeros((1, 3), np.float32))
+
+
+def test_the_file_header_is_rewritten_in_place_with_learned_session_parameters(tmp_path: Path):
+    encoder = XdfEncoder()
+    first = encoder.file_header({"setup_file": "demo.toml"}, reserve=100)
+    rest = encoder.stream_header(0, info_xml("raceplane.x", "float32", 1, 0.0))
+    rest += encoder.samples(0, np.array([1.0, 2.0]), np.array([[1.0], [2.0]]))
+    learned = encoder.session_header({"setup_file": "demo.toml", "track": "Monza"})
+    assert learned is not None and len(learned) == len(first) - len(MAGIC)
+    assert encoder.session_header({"track": "x" * 200}) is None  # no room: the caller says so
+    path = tmp_path / "learned.xdf"
+    path.write_bytes(MAGIC + learned + rest)
+    assert load(path).session == {"setup_file": "demo.toml", "track": "Monza"}
+    streams, header = pyxdf.load_xdf(str(path))
+    assert header["info"]["session"][0]["track"] == ["Monza"]
+    assert len(streams[0]["time_stamps"]) == 2
+
+
+def test_resuming_a_cut_file_closes_its_streams_with_a_gap_note(tmp_path: Path):
+    data, _ = sample_recording(("float32",))
+    whole = data[: max(c.end for c in iter_chunks(data) if c.tag == 3)]  # cut after the samples
+    path = tmp_path / "cut.xdf"
+    path.write_bytes(whole + b"\x04\xff\x00")  # and a partial chunk, as a SIGKILL leaves
+    sink = XdfSink(path, append=True)
+    assert [s.name for s in sink.cut_streams] == ["raceplane.float32", "raceplane.events"]
+    assert sink.last_write is not None and sink.next_stream_id == 43
+    encoder = XdfEncoder()
+    for stream in sink.cut_streams:
+        encoder.adopt(stream.stream_id, stream.info_xml, stream.time_stamps, stream.clock_offsets)
+        sink.write(encoder.stream_footer(stream.stream_id, cut={"resumed": "12.5", "gap_s": "3"}))
+    sink.close()
+    recording = load(path)
+    assert recording.warnings == []
+    assert recording.gaps == [{"file": str(path), "resumed": "12.5", "gap_s": "3"}]
+    streams, _ = pyxdf.load_xdf(str(path), synchronize_clocks=False, dejitter_timestamps=False)
+    for stream, cut in zip(streams, sink.cut_streams, strict=True):
+        footer = stream["footer"]["info"]
+        assert footer["sample_count"] == [str(len(cut))]
+        assert footer["last_timestamp"] == [repr(float(cut.time_stamps[-1]))]
+        assert footer["cut"][0]["gap_s"] == ["3"]
+
+
+@pytest.mark.parametrize(
+    ("sample", "learned"),
+    [
+        (
+            '{"track_id": 10, "track_name": "Monza", "session_type": 15}',
+            {"track": "Monza", "session_type": "15"},
+        ),
+        (b'{"track_id": 3, "session_type_name": "Race"}', {"track": "3", "session_type": "Race"}),
+        ('{"track_id": true, "track_name": ""}', {}),
+        ("not json", {}),
+        ("[1, 2]", {}),
+    ],
+)
+def test_session_parameters_learned_from_a_session_sample(sample, learned):
+    assert learned_from(sample) == learned

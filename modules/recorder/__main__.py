@@ -2,6 +2,9 @@
 
 Commands: RECORD {filename?, append?, <session parameter>...}, STOPRECORD (also STOP),
 SELECT {patterns}, SET_SAVE_PATH {path}, UPDATE, STATUS.
+
+A recording keeps its intent in a state file (default: .recorder-PORT.state.json in the save
+path) until it ends in order; a recorder killed mid-recording resumes it when started again.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--record", default=None, metavar="FILE", help="start recording FILE right away"
     )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="where a recording keeps its intent (default: SAVE_PATH/.recorder-PORT.state.json)",
+    )
     args = parse_module_args(parser, argv)
     session: dict[str, str] = {}
     if args.setup is not None:
@@ -63,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         max_channels=args.max_channels,
         max_string_bytes=args.max_string_bytes,
         session=session,
+        state_file=args.state_file or args.save_path / f".recorder-{args.port}.state.json",
     )
     logger = get_logger("recorder", log_host=args.log_host, log_port=args.log_port)
     recorder = Recorder(settings, logger)
@@ -73,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         name="recorder",
         logger=logger,
     )
-    if args.record:
+    # A recording cut off by a crash goes on before anyone can ask; --record is for a fresh one.
+    if recorder.resume() is None and args.record:
         try:
             recorder.record(args.record)
         except ValueError as error:

@@ -2,12 +2,18 @@
 
 Threads of a recording, and why:
 - resolver: finds matching streams (at start, every `scan_interval`, and on UPDATE) and opens
-  an inlet for each new one; opening blocks, so it never stalls the writer.
+  inlets for new ones on a pool of threads: opening blocks (~0.5 s each), so opened one by one
+  a stack's ~20 streams took ~10 s to join; concurrently they all record within about a second.
 - clock: measures each inlet's clock offset every `clock_interval` (time_correction blocks).
 - writer: pulls every inlet without blocking, encodes, writes whole chunks, syncs each second,
   rotates files. It alone touches the file, so the others hand it work through queues.
 A stream is known by (name, source_id), so an outlet that vanishes and returns is the same
 stream: pylsl's inlet recovers by source_id and the resolver does not add it twice.
+
+With a `state_file`, a recording keeps its intent on disk (see intent.py) until it ends in
+order; `Recorder.resume()` at start-up continues a recording whose recorder was killed: it
+appends to the cut file after its last whole chunk, closes the cut run's streams with footers
+noting the gap, and reports the gap in STATUS `gaps`.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import re
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,12 +34,18 @@ from typing import Any
 import numpy as np
 import pylsl
 
+from modules.recorder.intent import IntentError, RecordingIntent
+from modules.recorder.session_params import LEARNED, SESSION_STREAM, learned_from
 from modules.recorder.sink import SinkError, XdfSink
 from modules.recorder.xdf import StreamLayout, XdfEncoder, XdfError
 
 SESSION_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 PULL_BYTES = 256 << 10  # bytes per pull: bounds memory and chunk size for wide streams
 MAX_ERRORS = 20
+HEADER_RESERVE = 512  # room in the FileHeader for session parameters learned while recording
+OPENERS = 32  # inlets opened at once; a stack has ~20 streams
+EAGER_SCAN_S = 2.0  # after the start, look for streams every EAGER_POLL_S, not scan_interval
+EAGER_POLL_S = 0.05
 
 
 @dataclass
@@ -51,6 +64,7 @@ class RecorderSettings:
     # liblsl meanwhile is what a crash can lose.
     poll_interval: float = 0.1
     session: dict[str, str] = field(default_factory=dict)
+    state_file: Path | None = None  # where a recording keeps its intent; None: never resumes
 
 
 @dataclass
@@ -88,8 +102,14 @@ class Recording:
     """One running recording: its threads, its current file and its sources."""
 
     def __init__(
-        self, settings: RecorderSettings, path: Path, append: bool, logger: logging.Logger
+        self,
+        settings: RecorderSettings,
+        path: Path,
+        append: bool,
+        logger: logging.Logger,
+        resume: RecordingIntent | None = None,
     ) -> None:
+        """Record into `path`; or, given the `resume` intent of a cut recording, continue it."""
         self.settings = settings
         self.logger = logger
         self.base_path = path
@@ -101,12 +121,27 @@ class Recording:
         self.started = time.time()
         self.ended: float | None = None
         self.bytes_done = 0  # in files already closed by rotation
+        self.gaps: list[dict[str, Any]] = []
         self.stop_event = threading.Event()
         self.rescan = threading.Event()
         self._new_sources: queue.Queue[Source] = queue.Queue()
         self._offsets: queue.Queue[tuple[Source, float, float]] = queue.Queue()
+        self._lock = threading.Lock()  # sources, refused and _opening, shared by the openers
+        self._opening: set[tuple[str, str]] = set()
         self._part = 1
-        self._open_file(path, append)  # in the caller's thread: RECORD reports open errors
+        if resume is not None:
+            earlier = [Path(name) for name in resume.files]
+            self.base_path, path, append = earlier[0], earlier[-1], True
+            self.files = earlier[:-1]
+            self.bytes_done = sum(p.stat().st_size for p in self.files if p.exists())
+            self._part = len(earlier)
+            self.started = resume.started
+            self.gaps = list(resume.gaps)
+        self._session_learned = all(key in settings.session for key in LEARNED)
+        self._gap_open: dict[str, Any] | None = None  # a resume's gap, until data flows again
+        # In the caller's thread: RECORD reports open errors.
+        self._open_file(path, append, resuming=resume is not None)
+        self._save_intent()
         self._threads = [
             threading.Thread(target=self._resolve_loop, name="recorder-resolve", daemon=True),
             threading.Thread(target=self._clock_loop, name="recorder-clock", daemon=True),
@@ -135,6 +170,9 @@ class Recording:
             ],
             "errors": list(self.errors),
             "error": self.error,
+            "gaps": self.gaps,
+            # The setup file's text stays in the file; STATUS names the file (setup_file).
+            "session": {k: v for k, v in self.settings.session.items() if k != "setup"},
         }
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -151,31 +189,56 @@ class Recording:
 
     def _resolve_loop(self) -> None:
         resolver = pylsl.ContinuousResolver(forget_after=max(5.0, 3 * self.settings.scan_interval))
+        openers = ThreadPoolExecutor(OPENERS, thread_name_prefix="recorder-open")
+        began = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 for info in resolver.results():
                     if self.stop_event.is_set():
                         break
-                    self._consider(info)
-                self.rescan.wait(self.settings.scan_interval)
+                    if self._consider(info):
+                        openers.submit(self._open, info)
+                # Streams answer the resolver over the first fraction of a second: take each as
+                # it answers rather than a whole scan_interval later.
+                eager = time.monotonic() - began < EAGER_SCAN_S
+                self.rescan.wait(EAGER_POLL_S if eager else self.settings.scan_interval)
                 self.rescan.clear()
         finally:
+            openers.shutdown(wait=True, cancel_futures=True)
             del resolver
 
-    def _consider(self, info: pylsl.StreamInfo) -> None:
+    def _consider(self, info: pylsl.StreamInfo) -> bool:
+        """True when `info` is a new stream to record; refuses the ones too wide."""
         key = stream_key(info)
-        if (
-            key in self.sources
-            or key in self.refused
-            or not matches(info.name(), self.settings.patterns)
-        ):
-            return
-        channels = info.channel_count()
-        if channels > self.settings.max_channels:
-            why = f"{channels} channels, more than max_channels={self.settings.max_channels}"
-            self.refused[key] = why
-            self._note(f"not recording stream {key[0]!r}: {why}")
-            return
+        with self._lock:
+            if (
+                key in self.sources
+                or key in self.refused
+                or key in self._opening
+                or not matches(info.name(), self.settings.patterns)
+            ):
+                return False
+            channels = info.channel_count()
+            if channels > self.settings.max_channels:
+                why = f"{channels} channels, more than max_channels={self.settings.max_channels}"
+                self.refused[key] = why
+            else:
+                self._opening.add(key)
+                return True
+        self._note(f"not recording stream {key[0]!r}: {why}")
+        return False
+
+    def _open(self, info: pylsl.StreamInfo) -> None:
+        key = stream_key(info)
+        try:
+            self._open_source(info, key)
+        except Exception:  # an opener's failure must not pass silently in the pool
+            self.logger.exception("opening stream %r failed", key[0])
+        finally:
+            with self._lock:
+                self._opening.discard(key)
+
+    def _open_source(self, info: pylsl.StreamInfo, key: tuple[str, str]) -> None:
         try:
             inlet = pylsl.StreamInlet(info, max_chunklen=0, recover=True, processing_flags=0)
             inlet.open_stream(timeout=5.0)
@@ -193,8 +256,12 @@ class Recording:
             source.last_offset = (now - offset, offset)
         except (pylsl.util.TimeoutError, pylsl.util.LostError):
             pass
-        self.sources[key] = source
-        self._new_sources.put(source)
+        with self._lock:
+            if self.stop_event.is_set():
+                inlet.close_stream()
+                return
+            self.sources[key] = source
+            self._new_sources.put(source)
         self.logger.info("recording stream %s (%s)", key[0], key[1])
 
     # ---- clock thread -------------------------------------------------------------------
@@ -213,18 +280,103 @@ class Recording:
 
     # ---- writer thread ------------------------------------------------------------------
 
-    def _open_file(self, path: Path, append: bool) -> None:
+    def _open_file(self, path: Path, append: bool, resuming: bool = False) -> None:
         self.sink = XdfSink(path, append=append)
         self.encoder = XdfEncoder()
         self.next_id = self.sink.next_stream_id
         self.file_started = time.monotonic()
         self.files.append(path)
-        if not self.sink.resumed:
-            try:
-                self.sink.write(self.encoder.file_header(self.settings.session))
-            except SinkError:
-                self.sink.close()
-                raise
+        try:
+            if self.sink.resumed:
+                header = self.sink.header
+                self.encoder.continue_header(header.get("datetime", ""), self.sink.header_size)
+            else:
+                self.sink.write(
+                    self.encoder.file_header(self.settings.session, reserve=HEADER_RESERVE)
+                )
+            if resuming or self.sink.cut_streams:
+                self._close_cut_run(path)
+        except SinkError:
+            self.sink.close()
+            raise
+
+    def _close_cut_run(self, path: Path) -> None:
+        """Footers for the streams of a run that was cut off, each noting the gap; report it."""
+        resumed = time.time()
+        cut = self.sink.cut_streams
+        last_stamps = [float(s.time_stamps[-1]) for s in cut if len(s.time_stamps)]
+        gap: dict[str, Any] = {
+            "file": str(path),
+            "last_write": self.sink.last_write,  # unix time; None: the file was gone
+            "resumed": resumed,
+            "gap_s": None if self.sink.last_write is None else resumed - self.sink.last_write,
+            "last_stamp": max(last_stamps, default=None),  # LSL time of the last sample kept
+            "resumed_lsl": pylsl.local_clock(),
+        }
+        note = {k: repr(v) for k, v in gap.items() if k != "file" and v is not None}
+        # STATUS only (the footers are written now): where the data starts again, once it does.
+        gap.update(first_stamp=None, data_gap_s=None)
+        self._gap_open = gap
+        footers = []
+        for stream in cut:
+            self.encoder.adopt(
+                stream.stream_id, stream.info_xml, stream.time_stamps, stream.clock_offsets
+            )
+            footers.append(self.encoder.stream_footer(stream.stream_id, cut=note))
+        self.sink.write(*footers, self.encoder.boundary())
+        self.gaps.append(gap)
+        took = "an unknown time" if gap["gap_s"] is None else f"{gap['gap_s']:.2f} s"
+        self._note(
+            f"resumed recording {path} after it was cut off: nothing recorded for {took} "
+            f"({len(cut)} stream(s) closed at their last whole chunk)"
+        )
+
+    def _close_gap(self, first_stamp: float) -> None:
+        gap, self._gap_open = self._gap_open, None
+        gap["first_stamp"] = first_stamp
+        if gap["last_stamp"] is not None:
+            gap["data_gap_s"] = first_stamp - gap["last_stamp"]
+            self.logger.warning(
+                "recording again after the cut: no samples for %.2f s", gap["data_gap_s"]
+            )
+
+    def _save_intent(self, files: list[Path] | None = None) -> None:
+        """Keep the recording's intent on disk, so a killed recorder resumes it."""
+        if self.settings.state_file is None:
+            return
+        intent = RecordingIntent(
+            files=[str(path.resolve()) for path in files or self.files],
+            session=dict(self.settings.session),
+            patterns=list(self.settings.patterns),
+            started=self.started,
+            gaps=self.gaps,
+        )
+        try:
+            self.settings.state_file.parent.mkdir(parents=True, exist_ok=True)
+            intent.save(self.settings.state_file)
+        except OSError as error:
+            self._note(f"cannot keep the recording's state in {self.settings.state_file}: {error}")
+
+    def _learn_session(self, values: np.ndarray) -> None:
+        """Take track and session type from `raceplane.session` unless RECORD or --setup did."""
+        for row in values:
+            found = learned_from(row[0])
+            if found:
+                break
+        else:
+            return
+        self._session_learned = True
+        missing = {k: v for k, v in found.items() if k not in self.settings.session}
+        if not missing:
+            return
+        self.settings.session = {**self.settings.session, **missing}
+        header = self.encoder.session_header(self.settings.session)
+        if header is None:
+            self._note(f"no room in the file header of {self.files[-1]} for {missing}")
+        else:
+            self.sink.rewrite_header(header)
+        self._save_intent()
+        self.logger.info("session parameters from %s: %s", SESSION_STREAM, missing)
 
     def _add_to_file(self, source: Source) -> list[bytes]:
         source.stream_id = self.next_id
@@ -286,8 +438,11 @@ class Recording:
                 self.sink.close()
             except SinkError as error:
                 self.error = self.error or str(error)
-            for source in self.sources.values():
-                source.inlet.close_stream()
+            with self._lock:
+                for source in self.sources.values():
+                    source.inlet.close_stream()
+            if self.settings.state_file is not None:
+                RecordingIntent.remove(self.settings.state_file)  # ended in order: no resuming
 
     def _pull(self, source: Source, out: list[bytes]) -> int:
         """Append a chunk of everything `source` has ready to `out`; return the sample count."""
@@ -308,9 +463,13 @@ class Recording:
                 return total
             if source.layout.dtype is None:
                 values, stamps = self._bound_strings(source, values, stamps)
+                if not self._session_learned and source.key[0] == SESSION_STREAM:
+                    self._learn_session(values)
             if len(stamps):
                 out.append(self.encoder.samples(source.stream_id, stamps, values))
                 source.samples += len(stamps)
+                if self._gap_open is not None:
+                    self._close_gap(float(stamps[0]))
             total += count
             if count < source.max_samples:
                 return total
@@ -340,7 +499,10 @@ class Recording:
         self._close_file(active)
         self.bytes_done += self.sink.committed
         self._part += 1
-        self._open_file(part_path(self.base_path, self._part), append=False)
+        path = part_path(self.base_path, self._part)
+        # The intent names the new part before it exists: a crash in between resumes into it.
+        self._save_intent([*self.files, path])
+        self._open_file(path, append=False)
         self.sink.write(*(item for source in active for item in self._add_to_file(source)))
 
     def _close_file(self, active: list[Source]) -> None:
@@ -366,6 +528,7 @@ class Recorder:
         self.settings = settings or RecorderSettings()
         self.logger = logger or logging.getLogger("recorder")
         self.recording: Recording | None = None
+        self.resume_error: str | None = None  # why a cut recording could not be resumed
         self._lock = threading.Lock()
 
     def commands(self) -> dict[str, Any]:
@@ -384,15 +547,19 @@ class Recorder:
     ) -> dict[str, Any]:
         """Record into `filename` (relative to the save path); `session` is stored in the file."""
         with self._lock:
+            name = filename or datetime.now().strftime("raceplane_%Y%m%d_%H%M%S.xdf")
+            path = Path(name) if Path(name).is_absolute() else Path(self.settings.save_path) / name
             if self.recording is not None and self.recording.running:
+                # Appending to the very recording under way (as an operator does after a
+                # restart, not knowing it resumed by itself) asks for what is happening.
+                if append and path.resolve() == self.recording.base_path.resolve():
+                    return {"file": str(self.recording.files[-1])}
                 raise ValueError(
                     f"already recording to {self.recording.files[-1]}; STOPRECORD first"
                 )
             bad = [key for key in session if not SESSION_KEY.fullmatch(key)]
             if bad:
                 raise ValueError(f"session parameter names must be identifiers, not {bad}")
-            name = filename or datetime.now().strftime("raceplane_%Y%m%d_%H%M%S.xdf")
-            path = Path(name) if Path(name).is_absolute() else Path(self.settings.save_path) / name
             settings = RecorderSettings(
                 **{
                     **self.settings.__dict__,
@@ -403,8 +570,41 @@ class Recorder:
                 self.recording = Recording(settings, path, bool(append), self.logger)
             except (SinkError, OSError) as error:
                 raise ValueError(str(error)) from None
+            self.resume_error = None
             self.logger.info("recording to %s", path)
             return {"file": str(path)}
+
+    def resume(self) -> dict[str, Any] | None:
+        """Continue the recording a killed recorder left in `state_file`; None if there is none.
+
+        Called at start-up. What cannot be resumed is logged, kept in STATUS `error` and
+        forgotten, so a broken state never blocks the next RECORD.
+        """
+        state_file = self.settings.state_file
+        if state_file is None:
+            return None
+        with self._lock:
+            try:
+                intent = RecordingIntent.load(state_file)
+                if intent is None:
+                    return None
+                settings = RecorderSettings(
+                    **{
+                        **self.settings.__dict__,
+                        "session": intent.session,
+                        "patterns": intent.patterns,
+                    }
+                )
+                self.recording = Recording(
+                    settings, Path(intent.files[-1]), True, self.logger, resume=intent
+                )
+            except (IntentError, SinkError, XdfError, OSError) as error:
+                self.recording = None  # STATUS shows why nothing records, not an older run
+                self.resume_error = f"cannot resume the cut recording: {error}"
+                self.logger.error(self.resume_error)
+                RecordingIntent.remove(state_file)
+                return None
+            return self.recording.gaps[-1]
 
     def stop_record(self) -> dict[str, Any]:
         with self._lock:
@@ -458,7 +658,7 @@ class Recorder:
     def status(self) -> dict[str, Any]:
         base = {"save_path": str(self.settings.save_path), "patterns": self.settings.patterns}
         if self.recording is None:
-            return {**base, "recording": False}
+            return {**base, "recording": False, "error": self.resume_error}
         return {**base, **self.recording.status()}
 
     def close(self) -> None:

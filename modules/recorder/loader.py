@@ -68,6 +68,7 @@ class Stream:
     time_series: np.ndarray | list[list[str]]
     clock_offsets: list[tuple[float, float]] = field(default_factory=list)
     footer_xml: str | None = None
+    stream_id: int = -1  # in its file
 
     @property
     def name(self) -> str:
@@ -92,6 +93,9 @@ class Recording:
     session: dict[str, str]
     streams: list[Stream]
     warnings: list[str]
+    # Where a recorder was cut off and later resumed: {file, last_write, resumed, gap_s, ...}
+    # from the <cut> notes its resume wrote into the cut streams' footers (unix times).
+    gaps: list[dict[str, str]] = field(default_factory=list)
 
     def stream(self, name: str) -> Stream:
         for stream in self.streams:
@@ -103,7 +107,8 @@ class Recording:
 class _Builder:
     """Accumulates one stream's decoded chunks; the deduced-timestamp rule needs the last stamp."""
 
-    def __init__(self, info_xml: str) -> None:
+    def __init__(self, stream_id: int, info_xml: str) -> None:
+        self.stream_id = stream_id
         self.info_xml = info_xml
         self.layout = StreamLayout.from_xml(info_xml)
         root = ET.fromstring(info_xml)
@@ -220,6 +225,7 @@ class _Builder:
             time_series=series,
             clock_offsets=self.offsets,
             footer_xml=self.footer,
+            stream_id=self.stream_id,
         )
 
 
@@ -269,7 +275,7 @@ def _apply(item: Chunk, header: dict, builders: dict[int, _Builder], order: list
             header.setdefault("session", {}).update({c.tag: c.text or "" for c in session})
     elif item.tag == STREAM_HEADER:
         (stream_id,) = struct.unpack_from("<I", content)
-        builder = _Builder(bytes(content[4:]).decode("utf-8"))
+        builder = _Builder(stream_id, bytes(content[4:]).decode("utf-8"))
         builders[stream_id] = builder
         order.append(builder)
     elif item.tag in (SAMPLES, CLOCK_OFFSET, STREAM_FOOTER):
@@ -295,6 +301,7 @@ def load(*files: str | Path) -> Recording:
     header: dict = {}
     warnings: list[str] = []
     joined: dict[tuple[str, str, str], list[Stream]] = {}
+    gaps: dict[tuple[str, str], dict[str, str]] = {}
     for path in files:
         data = Path(path).read_bytes()
         file_header, streams, file_warnings, _ = parse(data, str(path))
@@ -303,8 +310,23 @@ def load(*files: str | Path) -> Recording:
         warnings += file_warnings
         for stream in streams:
             joined.setdefault(stream.key, []).append(stream)
+            note = cut_note(stream.footer_xml)
+            if note is not None:
+                gaps.setdefault((str(path), note.get("resumed", "")), {"file": str(path), **note})
     session = header.pop("session", {})
-    return Recording(header, session, [_join(parts) for parts in joined.values()], warnings)
+    streams = [_join(parts) for parts in joined.values()]
+    return Recording(header, session, streams, warnings, list(gaps.values()))
+
+
+def cut_note(footer_xml: str | None) -> dict[str, str] | None:
+    """The <cut> note of a stream footer written when a cut-off recording was resumed."""
+    if not footer_xml:
+        return None
+    try:
+        node = ET.fromstring(footer_xml).find("cut")
+    except ET.ParseError:
+        return None
+    return None if node is None else {child.tag: child.text or "" for child in node}
 
 
 def _join(parts: list[Stream]) -> Stream:

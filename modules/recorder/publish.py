@@ -4,8 +4,9 @@
 `raceplane.check.0` .. `.9`. Sample k of a stream carries `expected_values(k, ...)` and the
 timestamp `t0 + k * step` (step = 1/rate, or 1 ms for irregular streams), so a reader can tell
 exactly what is missing, duplicated or altered. String streams carry `{"k": k, "text": ...}`.
-Prints `ready` when the outlets exist, `go` once every outlet has a consumer, `done N` after N
-samples per stream, then keeps the outlets open until SIGTERM, so nothing pushed is lost.
+Prints `ready` when the outlets exist, `go` once every outlet has a consumer (at once with
+`--wait-consumers 0`), `done N` after N samples per stream, then keeps the outlets open until
+SIGTERM, so nothing pushed is lost.
 """
 
 from __future__ import annotations
@@ -60,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--t0", type=float, default=None, help="timestamp of sample 0 (default: now)"
     )
-    parser.add_argument("--wait-consumers", type=float, default=30.0)
+    parser.add_argument(
+        "--wait-consumers",
+        type=float,
+        default=30.0,
+        help="seconds to wait for every outlet to have a consumer (0: publish at once)",
+    )
     args = parser.parse_args(argv)
 
     names = [args.name] if args.streams == 1 else [f"{args.name}.{i}" for i in range(args.streams)]
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("ready", flush=True)
     deadline = time.monotonic() + args.wait_consumers
-    while not all(outlet.have_consumers() for outlet in outlets):
+    while args.wait_consumers > 0 and not all(outlet.have_consumers() for outlet in outlets):
         if time.monotonic() > deadline or stop.wait(0.01):
             print("no consumer", flush=True)
             return 1

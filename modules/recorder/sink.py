@@ -12,8 +12,8 @@ import errno
 import os
 from pathlib import Path
 
-from modules.recorder.loader import iter_chunks, parse
-from modules.recorder.xdf import STREAM_HEADER
+from modules.recorder.loader import Stream, iter_chunks, parse
+from modules.recorder.xdf import FILE_HEADER, MAGIC, STREAM_HEADER
 
 
 class SinkError(OSError):
@@ -25,10 +25,19 @@ class XdfSink:
         self.path = Path(path)
         self.next_stream_id = 0
         self.error: str | None = None
+        # Set when appending: the existing file's header fields (and its FileHeader content
+        # size), its streams left without a footer (an earlier run was cut off), and the time
+        # it was last written before we opened it (unix), i.e. where such a cut happened.
+        self.header: dict = {}
+        self.header_size = 0
+        self.cut_streams: list[Stream] = []
+        self.last_write: float | None = None
         if self.path.parent.exists() and not self.path.parent.is_dir():
             raise SinkError(
                 f"cannot open {self.path} for writing: {self.path.parent} is not a directory"
             )
+        if append and self.path.is_file():
+            self.last_write = self.path.stat().st_mtime
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(
@@ -50,7 +59,13 @@ class XdfSink:
         data = self.path.read_bytes()
         if not data:
             return
-        _, _, _, good_end = parse(data, str(self.path))
+        self.header, streams, _, good_end = parse(data, str(self.path))
+        self.cut_streams = [stream for stream in streams if stream.footer_xml is None]
+        first = next(iter_chunks(memoryview(data)[:good_end]), None)
+        if first is not None and first.tag == FILE_HEADER:
+            self.header_size = len(first.content)
+        if good_end <= len(MAGIC):
+            good_end = 0  # cut before the end of its file header: start the file afresh
         ids = _stream_ids(data, good_end)
         self.next_stream_id = max(ids, default=-1) + 1
         os.ftruncate(self._fd, good_end)
@@ -80,6 +95,16 @@ class XdfSink:
                 self.error += " (and cutting back the partial chunk failed)"
             raise SinkError(self.error) from None
         self.committed += written
+
+    def rewrite_header(self, header_chunk: bytes) -> None:
+        """Overwrite the FileHeader chunk in place with one of exactly the same size."""
+        if self.error:
+            raise SinkError(self.error)
+        try:
+            os.pwrite(self._fd, header_chunk, len(MAGIC))
+        except OSError as error:
+            self.error = f"rewriting the file header of {self.path} failed: {_why(error)}"
+            raise SinkError(self.error) from None
 
     def sync(self) -> None:
         if self.error:

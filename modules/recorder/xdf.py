@@ -108,19 +108,59 @@ class XdfEncoder:
 
     def __init__(self) -> None:
         self.streams: dict[int, StreamTally] = {}
+        self._header_datetime = ""
+        self._header_size = 0  # FileHeader content bytes, fixed once written
 
-    def file_header(self, session: dict[str, str] | None = None, *, magic: bool = True) -> bytes:
-        """The magic and the FileHeader chunk; `session` parameters go under <session>."""
+    def file_header(
+        self, session: dict[str, str] | None = None, *, magic: bool = True, reserve: int = 0
+    ) -> bytes:
+        """The magic and the FileHeader chunk; `session` parameters go under <session>.
+
+        `reserve` pads the XML with that many spaces (whitespace after the root element is
+        valid XML), so `session_header` can later rewrite the chunk in place, same size.
+        """
+        self._header_datetime = datetime.now(UTC).isoformat(timespec="seconds")
+        body = self._header_xml(session) + b" " * reserve
+        self._header_size = len(body)
+        return (MAGIC if magic else b"") + chunk(FILE_HEADER, body)
+
+    def continue_header(self, datetime_text: str, content_size: int) -> None:
+        """Take over the FileHeader of an existing file (appending), for `session_header`."""
+        self._header_datetime = datetime_text
+        self._header_size = content_size
+
+    def session_header(self, session: dict[str, str]) -> bytes | None:
+        """The FileHeader chunk again with `session`, as big as the first; None if it won't fit."""
+        body = self._header_xml(session)
+        if not self._header_size or len(body) > self._header_size:
+            return None
+        return chunk(FILE_HEADER, body + b" " * (self._header_size - len(body)))
+
+    def _header_xml(self, session: dict[str, str] | None) -> bytes:
         root = ET.Element("info")
         ET.SubElement(root, "version").text = "1.0"
-        ET.SubElement(root, "datetime").text = datetime.now(UTC).isoformat(timespec="seconds")
+        ET.SubElement(root, "datetime").text = self._header_datetime
         ET.SubElement(root, "writer").text = "raceplane recorder"
         if session:
             node = ET.SubElement(root, "session")
             for key, value in session.items():
                 ET.SubElement(node, key).text = str(value)
-        body = _xml_bytes(root)
-        return (MAGIC if magic else b"") + chunk(FILE_HEADER, body)
+        return _xml_bytes(root)
+
+    def adopt(
+        self,
+        stream_id: int,
+        info_xml: str,
+        timestamps: np.ndarray,
+        clock_offsets: list[tuple[float, float]],
+    ) -> None:
+        """Take over a stream written by an earlier run (a cut file), so it can get its footer."""
+        tally = StreamTally(StreamLayout.from_xml(info_xml), clock_offsets=list(clock_offsets))
+        if len(timestamps):
+            tally.first_timestamp = float(timestamps[0])
+            tally.last_timestamp = float(timestamps[-1])
+        tally.sample_count = len(timestamps)
+        self.streams[stream_id] = tally
 
     def stream_header(self, stream_id: int, info_xml: str) -> bytes:
         self.streams[stream_id] = StreamTally(StreamLayout.from_xml(info_xml))
@@ -159,7 +199,8 @@ class XdfEncoder:
     def boundary() -> bytes:
         return chunk(BOUNDARY, BOUNDARY_UUID)
 
-    def stream_footer(self, stream_id: int) -> bytes:
+    def stream_footer(self, stream_id: int, cut: dict[str, str] | None = None) -> bytes:
+        """The StreamFooter; `cut` notes where an earlier run of this file was cut off."""
         tally = self.streams[stream_id]
         root = ET.Element("info")
         ET.SubElement(root, "writer").text = "raceplane recorder"
@@ -171,6 +212,10 @@ class XdfEncoder:
             node = ET.SubElement(offsets, "offset")
             ET.SubElement(node, "time").text = repr(when)
             ET.SubElement(node, "value").text = repr(value)
+        if cut:
+            node = ET.SubElement(root, "cut")
+            for key, value in cut.items():
+                ET.SubElement(node, key).text = value
         body = struct.pack("<I", stream_id) + _xml_bytes(root)
         return chunk(STREAM_FOOTER, body)
 
