@@ -11,6 +11,9 @@ Rows:
 - latency: a stand-in game sends LapData over UDP at 60 Hz to the real decoder; one car
   completes a lap every third frame; from the datagram's send to the lap sample's LSL timestamp
   (the same machine clock, pylsl.local_clock).
+- shutdown: from the CLOSE command to the lap timer process's exit, with every input stream
+  connected and with no decoder at all (its stream finders still looking); the control room's
+  Ctrl-C goal for the whole stack is 2 s.
 No peer is named for the lap timer, so the rows compare its own paths. Rates are per CPU second
 of the lap timer (this process, or the lap timer process), since wall time on a shared machine
 says more about the neighbours than about the code.
@@ -170,8 +173,24 @@ def through_lsl(samples: list, laps: int, tmp: Path) -> list[object]:
         label = "through LSL (process)" + (f", lost {lost}" if lost else "")
         return [label, laps, frames, elapsed, cpu, laps / cpu, frames / cpu]
     finally:
-        client.request("CLOSE")
-        process.wait(timeout=30)
+        SHUTDOWN.append(["every input connected", close(process, client)])
+
+
+SHUTDOWN: list[list[object]] = []
+
+
+def close(process: subprocess.Popen, client) -> float:
+    """Seconds from sending CLOSE to the process's exit."""
+    start_t = time.perf_counter()
+    client.send("CLOSE")
+    process.wait(timeout=30)
+    return time.perf_counter() - start_t
+
+
+def shutdown_without_decoder(tmp: Path) -> None:
+    process, client = lap_timer(tmp)
+    time.sleep(1.0)  # the finders are mid-look
+    SHUTDOWN.append(["no decoder (finders looking)", close(process, client)])
 
 
 def lap_packet(fmt: int, frame: int, laps: np.ndarray, last: np.ndarray) -> bytes:
@@ -257,12 +276,14 @@ def main() -> int:
             rows,
         )
         delays, n = latency(tmp)
+        shutdown_without_decoder(tmp)
     p50, p99 = np.percentile(delays, [50, 99])
     print_table(
         f"Lap completed in the game (UDP LapData at {LATENCY_RATE_HZ} Hz) -> raceplane.laps",
         ["path", "laps", "p50 ms", "p99 ms", "max ms"],
         [["game -> decoder -> lap timer", n, float(p50), float(p99), float(max(delays))]],
     )
+    print_table("Lap timer shutdown: CLOSE -> process exit", ["inputs", "seconds"], SHUTDOWN)
     return 0
 
 

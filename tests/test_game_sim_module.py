@@ -146,6 +146,49 @@ def test_start_stop_and_one_session_at_a_time(game_sim, sink):
     assert process.wait(timeout=20) == 0
 
 
+def test_stop_sends_the_frame_it_made_so_truth_is_what_went_out(game_sim, sink):
+    client, _ = game_sim
+    # Paced: the sender spends most of its time waiting for the next frame, already made.
+    client.request("START", {"laps": 2, "cars": 20, "rate": 10, "speed": 2})
+    wait_until(lambda: client.request("STATUS")["frame"] >= 5, message="a few frames")
+    client.request("STOP")
+    sink.wait_settled()
+    frame = client.request("STATUS")["frame"]
+    sent = [parse_packet(d)["header"] for d in list(sink.datagrams)]
+    assert max(int(h["frameIdentifier"]) for h in sent) == frame
+
+
+def test_restart_starts_a_new_session_on_the_same_stream(game_sim, sink):
+    client, _ = game_sim
+    with pytest.raises(ModuleError, match="no session is running"):
+        client.request("RESTART", {})
+    client.request("START", {"laps": 2, "cars": 20, "rate": 10, "speed": 20, "seed": 4})
+    wait_until(lambda: client.request("STATUS")["frame"] >= 50, message="the first session")
+    first = client.request("STATUS")["session_uid"]
+    with pytest.raises(ModuleError, match="RESTART keeps"):
+        client.request("RESTART", {"format": 2024})
+    with pytest.raises(ModuleError, match="late_joiners must be"):
+        client.request("RESTART", {"late_joiners": 15})
+    second = client.request("RESTART", {"laps": "1", "late_joiners": 2})["session_uid"]
+    wait_until(
+        lambda: client.request("STATUS")["state"] == "finished", timeout=60, message="the restart"
+    )
+    sink.wait_settled()
+    assert client.request("STATUS")["session_uid"] == second != first
+    truth, abandoned = client.request("TRUTH"), client.request("TRUTH", {"session_uid": first})
+    assert truth["finished"] and truth["total_laps"] == 1 and truth["session_uid"] == second
+    assert not abandoned["finished"] and abandoned["total_laps"] == 2
+    with pytest.raises(ModuleError, match="no session '1'"):
+        client.request("TRUTH", {"session_uid": "1"})
+    # On the wire: the first session's frames, then the second's from frame 0 and SSTA.
+    headers = [parse_packet(d)["header"] for d in list(sink.datagrams)]
+    uids = [str(int(h["sessionUID"])) for h in headers]
+    switch = uids.index(second)
+    assert set(uids[:switch]) == {first} and set(uids[switch:]) == {second}
+    assert int(headers[switch]["frameIdentifier"]) == 0
+    assert int(headers[switch - 1]["frameIdentifier"]) >= 50
+
+
 def make_capture(path) -> list[bytes]:
     sim = RaceSim(SessionOptions(cars=20, laps=1, rate=10, seed=3))
     broadcaster = Broadcaster(sim, 2024)

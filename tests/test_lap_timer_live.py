@@ -104,16 +104,28 @@ def test_race_through_lsl_commands_and_restart(spawn, decoder, tmp_path):
     )
 
     track = Track(cars=2)
-    decoder.push(
-        "raceplane.session",
-        {"header": header(), "session_type": 15, "track_name": "Monza", "total_laps": 2},
-    )
     names = [{"name": n, "team_name": "T"} for n in ("Ann", "Bob")]
-    decoder.push(
-        "raceplane.participants", {"header": header(), "num_active_cars": 2, "participants": names}
-    )
-    decoder.push("raceplane.car_status", [UID >> 32, UID & 0xFFFFFFFF, 0.0] + [17] * 22)
-    decoder.push("raceplane.lap_data", track.sample())
+
+    def timer_knows_the_drivers() -> bool:
+        # As the game does (Session 2/s, Participants every 5 s): a sample pushed while an inlet
+        # is still subscribing never reaches it, so repeat until the timer has them.
+        decoder.push(
+            "raceplane.session",
+            {"header": header(), "session_type": 15, "track_name": "Monza", "total_laps": 2},
+        )
+        decoder.push(
+            "raceplane.participants",
+            {"header": header(), "num_active_cars": 2, "participants": names},
+        )
+        decoder.push("raceplane.car_status", [UID >> 32, UID & 0xFFFFFFFF, 0.0] + [17] * 22)
+        decoder.push("raceplane.lap_data", track.sample())
+        try:
+            rows = client.request("GET_STANDINGS")["rows"]
+        except ModuleError:  # "no session yet": the session sample has not arrived either
+            return False
+        return {"Ann", "Bob"} <= {row["driver"] for row in rows}
+
+    wait_until(timer_knows_the_drivers, timeout=20, interval=0.2, message="drivers known")
     decoder.lap(track, 0, 30_000, 30_000, 30_000)
     decoder.lap(track, 1, 30_000, 30_500, 30_000, invalid=True)
     decoder.lap(track, 0, 29_000, 29_000, 29_001)

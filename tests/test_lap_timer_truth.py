@@ -180,22 +180,23 @@ def test_new_session_after_an_abandoned_one(timer):
 def test_started_late_fills_earlier_laps_from_session_history(timer):
     # Format 2024: the fastest-lap point is in force.
     game = Game(timer, SessionOptions(rate=RATE, laps=3, cars=20, seed=11), uid=0x1A7E, fmt=2024)
-    game.run(until_s=95.0, send=False)  # the lap timer was not listening yet
+    game.run(until_s=185.0, send=False)  # the lap timer was not listening yet: 2 laps
     joined = {car.index: car.lap for car in game.sim.cars}
     game.run()
     truth = game.sim.truth()
     # Laps from the one in progress at joining on: everything, pit and tyre included.
     table = check_against_truth_from(timer, truth, joined)
-    # Earlier laps came from the game's SessionHistory: time, sectors and validity.
+    # Earlier laps came from the game's SessionHistory: time, sectors and validity, and from
+    # its tyre stints the compound and the pit stops.
     mine = {(lap["car_index"], lap["lap"]): lap for lap in timer.get_laps()}
+    fields = ("lap_time_ms", "sector_ms", "valid", "pit_in", "pit_out", "tyre")
+    filled = []
     for car in truth["cars"]:
         for lap in car["laps"][: joined[car["car_index"]] - 1]:
             got = mine[(car["car_index"], lap["lap"])]
-            assert (got["lap_time_ms"], got["sector_ms"], got["valid"]) == (
-                lap["lap_time_ms"],
-                lap["sector_ms"],
-                lap["valid"],
-            )
+            assert {f: got[f] for f in fields} == {f: lap[f] for f in fields}
+            filled.append(lap)
+    assert any(lap["pit_in"] for lap in filled), "a filled lap must be an in-lap to mean much"
     assert timer.status()["history_corrections"] > 0
     by_car = {car["car_index"]: car for car in truth["cars"]}
     fastest = min(
@@ -239,3 +240,103 @@ def test_qualifying_best_lap_order(timer):
     assert table["session_type"] == "Short Qualifying"
     assert [row["car_index"] for row in table["rows"]] == truth["final_order"]
     assert all(row["points"] == 0 for row in table["rows"])
+
+
+# ------------------------------------------------------------ the simulator's own hard cases
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    """A LapTimer whose published laps and standings are kept."""
+    store = Store(tmp_path / "hard.sqlite3")
+    out: dict[str, list] = {"laps": [], "standings": []}
+    yield LapTimer(store, PointsRules(), out["laps"].append, out["standings"].append), out
+    store.close()
+
+
+def test_simulated_flashback_retracts_and_replaces_laps(recorded):
+    timer, out = recorded
+    # Back 15 s from 95 s: across the line of lap 1 for most of the field.
+    options = SessionOptions(
+        rate=RATE, laps=2, cars=22, seed=3, retirements=1, flashback_at_s=95.0, flashback_s=15.0
+    )
+    game = Game(timer, options, uid=0xF1A5_0002)
+    game.run()
+    truth = game.sim.truth()
+    assert game.sim.flashbacks == 1
+    check_race_result(check_against_truth(timer, truth), truth)
+    # Laps were published in the timeline thrown away, then again from the flashback on.
+    expected = {(c["car_index"], lap["lap"]): lap for c in truth["cars"] for lap in c["laps"]}
+    replaced = [
+        sample
+        for sample in out["laps"]
+        if sample["lap_time_ms"] != expected[(sample["car_index"], sample["lap"])]["lap_time_ms"]
+    ]
+    assert replaced, "the flashback must take back a published lap for this test to mean much"
+    assert timer.status()["history_corrections"] == 0
+
+
+def test_simulated_red_flag_queue_is_no_pit_stop(recorded):
+    timer, out = recorded
+    options = SessionOptions(
+        rate=RATE, laps=3, cars=22, seed=4, retirements=1, red_flag_at_lap=2, safety_car=True
+    )
+    game = Game(timer, options, uid=0x4ED_F1A6)
+    game.run()
+    truth = game.sim.truth()
+    assert game.sim.red_flag_periods == 1
+    table = check_against_truth(timer, truth)
+    check_race_result(table, truth)
+    # Standings said so while it was out, and not after the restart.
+    flags = [sample["red_flag"] for sample in out["standings"]]
+    assert True in flags and flags[-1] is False
+    by_car = {car["car_index"]: car for car in truth["cars"]}
+    for row in table["rows"]:
+        stops = sum(lap["pit_in"] for lap in by_car[row["car_index"]]["laps"])
+        assert row["pit_stops"] == stops <= 1
+    assert timer.status()["history_corrections"] == 0
+
+
+def test_simulated_late_joiners_in_qualifying(recorded):
+    # (In a race: the next test.)
+    timer, _ = recorded
+    options = SessionOptions(
+        rate=RATE, session="qualifying", laps=1, cars=22, seed=2, late_joiners=3
+    )
+    game = Game(timer, options, uid=0x1A7E_0003)
+    game.run()
+    truth = game.sim.truth()
+    table = check_against_truth(timer, truth)
+    assert [row["car_index"] for row in table["rows"]] == truth["final_order"]
+    by_car = {car["car_index"]: car for car in truth["cars"]}
+    assert [row["driver"] for row in table["rows"]] == [
+        by_car[i]["driver"] for i in truth["final_order"]
+    ]
+    assert all(row["points"] == 0 for row in table["rows"])
+    late = [lap for lap in timer.get_laps() if lap["car_index"] >= 19]
+    assert {lap["car_index"] for lap in late} == {19, 20, 21}
+    assert all(lap["pit_out"] for lap in late if lap["lap"] == 1)
+    assert timer.status()["history_corrections"] == 0
+
+
+def test_late_joiners_flashback_and_red_flag_in_one_race_of_format_2026(recorded):
+    timer, _ = recorded
+    options = SessionOptions(
+        rate=RATE,
+        laps=3,
+        cars=22,
+        seed=6,
+        retirements=2,
+        safety_car=True,
+        flashback_at_s=120.0,
+        flashback_s=30.0,
+        red_flag_at_lap=2,
+        late_joiners=2,
+    )
+    game = Game(timer, options, uid=0xA11_2026, fmt=2026)
+    game.run()
+    truth = game.sim.truth()
+    assert (game.sim.flashbacks, game.sim.red_flag_periods) == (1, 1)
+    check_race_result(check_against_truth(timer, truth), truth)
+    late = [lap for lap in timer.get_laps() if lap["car_index"] in (20, 21)]
+    assert late and all(lap["pit_out"] for lap in late if lap["lap"] == 1)

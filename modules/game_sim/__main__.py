@@ -1,8 +1,8 @@
 """The game simulator: plays the F1 game, sending its UDP telemetry for a simulated session.
 
-Commands (DefaultServer, port 8101): START {session options}, STOP, STATUS, TRUTH,
-REPLAY {path, speed, flat_out}. The options below are START's defaults; --autostart starts a
-session at launch, --replay FILE replays a capture at launch.
+Commands (DefaultServer, port 8101): START {session options}, RESTART {session options}, STOP,
+STATUS, TRUTH {session_uid?}, REPLAY {path, speed, flat_out}. The options below are START's
+defaults; --autostart starts a session at launch, --replay FILE replays a capture at launch.
 """
 
 from __future__ import annotations
@@ -37,6 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retirements", type=int, default=defaults.retirements)
     parser.add_argument("--safety-car", action="store_true", help="deploy a safety car once")
     parser.add_argument(
+        "--flashback-at-s",
+        type=float,
+        default=defaults.flashback_at_s,
+        help="session time of a flashback (0: none)",
+    )
+    parser.add_argument(
+        "--flashback-s", type=float, default=defaults.flashback_s, help="how far it goes back"
+    )
+    parser.add_argument(
+        "--red-flag-at-lap",
+        type=int,
+        default=defaults.red_flag_at_lap,
+        help="red-flag the race when the leader is on this lap (0: never)",
+    )
+    parser.add_argument(
+        "--late-joiners",
+        type=int,
+        default=defaults.late_joiners,
+        help="cars (the last slots) that join after the start",
+    )
+    parser.add_argument(
         "--speed", type=float, default=defaults.speed, help="times faster than real time"
     )
     parser.add_argument("--flat-out", action="store_true", help="no waiting between frames")
@@ -59,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         retirements=args.retirements,
         safety_car=args.safety_car,
+        flashback_at_s=args.flashback_at_s,
+        flashback_s=args.flashback_s,
+        red_flag_at_lap=args.red_flag_at_lap,
+        late_joiners=args.late_joiners,
         format=args.format,
         speed=args.speed,
         flat_out=args.flat_out,

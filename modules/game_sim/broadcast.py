@@ -7,6 +7,10 @@ every frame; Session, CarSetups 2/s; CarDamage 10/s; Participants every 5 s; Ses
 and TyreSets 20/s, one car each, cycling; LapPositions 1/s (2025+); TimeTrial 1/s in time
 trials; LobbyInfo 2/s before the start; Events when they happen; FinalClassification once,
 just before SEND. Layouts come from `modules.f1_udp`; nothing here knows a byte offset.
+
+frameIdentifier is the race model's frame, which goes back on a flashback;
+overallFrameIdentifier counts every frame sent and never goes back. A car that has not joined
+yet is all zeros in every per-car array, as an empty slot is.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class Broadcaster:
         self._start_fuel = [car.fuel_kg for car in sim.cars]
         self._kinematics_frame = -2
         self._kinematics_cache: dict[str, np.ndarray] = {}
+        self.overall_frame = -1
+        self._absent: list[int] = []
 
     # ----- the schedule ---------------------------------------------------------------------
 
@@ -51,6 +57,8 @@ class Broadcaster:
         frame, rate = sim.frame, sim.rate
         if frame < 0 or (sim.over and not events):
             return []
+        self.overall_frame += 1
+        self._absent = [car.index for car in sim.cars if car.mode == "absent"]
         per_second = _every(frame, rate)
         out: list[bytes] = []
         if per_second(2):
@@ -86,9 +94,17 @@ class Broadcaster:
         return out
 
     def _next(self, cursor: str) -> Car:
-        index = getattr(self, cursor) % len(self.sim.cars)
+        """The next car in the cycle, passing over cars that have not joined."""
+        cars = self.sim.cars
+        index = getattr(self, cursor) % len(cars)
+        while cars[index].mode == "absent":  # car 0 never joins late, so this ends
+            index = (index + 1) % len(cars)
         setattr(self, cursor, index + 1)
-        return self.sim.cars[index]
+        return cars[index]
+
+    def _blank_absent(self, data: np.ndarray) -> None:
+        for index in self._absent:
+            data[index] = np.zeros((), data.dtype)
 
     def _packet(self, packet_id: int) -> np.ndarray:
         packet = new_packet(self.format, packet_id)
@@ -97,6 +113,7 @@ class Broadcaster:
             session_uid=self.sim.session_uid,
             session_time=self.sim.time_s,
             frame_identifier=max(self.sim.frame, 0),
+            overall_frame_identifier=max(self.overall_frame, 0),
             player_car_index=0,
         )
 
@@ -163,6 +180,7 @@ class Broadcaster:
             gForceVertical=np.full(n, 1.0 * scale),
             yaw=k["heading"],
         )
+        self._blank_absent(data)
         return packet.tobytes()
 
     def motion_ex(self) -> bytes:
@@ -214,6 +232,7 @@ class Broadcaster:
         data["tyresPressure"][:n] = (22.5, 22.5, 24.0, 24.0)
         packet["mfdPanelIndex"] = 255
         packet["mfdPanelIndexSecondaryPlayer"] = 255
+        self._blank_absent(data)
         return packet.tobytes()
 
     def _drs_open(self, car: Car, kph: float) -> int:
@@ -235,6 +254,7 @@ class Broadcaster:
             overtakeAvailable=np.zeros(n),
         )
         data["2026Regulations"][:n] = 1
+        self._blank_absent(data)
         return packet.tobytes()
 
     def lap_data(self) -> bytes:
@@ -299,6 +319,7 @@ class Broadcaster:
         )
         packet["timeTrialPBCarIdx"] = 255
         packet["timeTrialRivalCarIdx"] = 255
+        self._blank_absent(packet["lapData"])
         return packet.tobytes()
 
     def car_status(self) -> bytes:
@@ -330,6 +351,7 @@ class Broadcaster:
             ersStoreEnergy=np.full(n, 3.0e6),
             ersDeployMode=np.ones(n),
         )
+        self._blank_absent(data)
         return packet.tobytes()
 
     def car_damage(self) -> bytes:
@@ -338,6 +360,7 @@ class Broadcaster:
         for i, car in enumerate(self.sim.cars):
             wear = COMPOUNDS[car.tyre].wear_pct_per_lap * car.tyre_age
             data["tyresWear"][i] = (wear * 1.1, wear * 1.1, wear, wear)  # rears wear faster
+        self._blank_absent(data)
         return packet.tobytes()
 
     def car_setups(self) -> bytes:
@@ -370,6 +393,7 @@ class Broadcaster:
             frontRightTyrePressure=np.full(n, 23.0),
             fuelLoad=np.array(self._start_fuel),
         )
+        self._blank_absent(data)
         return packet.tobytes()
 
     # ----- session-wide packets -------------------------------------------------------------
@@ -408,6 +432,7 @@ class Broadcaster:
         packet["sessionLength"] = 7
         packet["speedUnitsLeadPlayer"] = packet["speedUnitsSecondaryPlayer"] = 1
         packet["numSafetyCarPeriods"] = sim.safety_car_periods
+        packet["numRedFlagPeriods"] = sim.red_flag_periods
         packet["safetyCar"] = 2 if sim.options.safety_car else 0
         packet["carDamage"] = 2
         packet["collisions"] = 2
@@ -422,10 +447,11 @@ class Broadcaster:
 
     def participants(self) -> bytes:
         packet = self._packet(PacketId.PARTICIPANTS)
-        packet["numActiveCars"] = len(self.sim.cars)
+        joined = [car for car in self.sim.cars if car.mode != "absent"]
+        packet["numActiveCars"] = len(joined)
         data = packet["participants"]
-        for i, car in enumerate(self.sim.cars):
-            row, driver = data[i], car.driver
+        for car in joined:  # late joiners take the last slots: slot = car index
+            row, driver = data[car.index], car.driver
             row["aiControlled"] = 0 if self.sim.session_type == "time_trial" else 1
             row["driverId"] = driver.driver_id
             row["networkId"] = 255
@@ -443,10 +469,11 @@ class Broadcaster:
 
     def lobby_info(self) -> bytes:
         packet = self._packet(PacketId.LOBBY_INFO)
-        packet["numPlayers"] = len(self.sim.cars)
+        joined = [car for car in self.sim.cars if car.mode != "absent"]
+        packet["numPlayers"] = len(joined)
         data = packet["lobbyPlayers"]
-        for i, car in enumerate(self.sim.cars):
-            row, driver = data[i], car.driver
+        for car in joined:  # late joiners take the last slots: slot = car index
+            row, driver = data[car.index], car.driver
             row["aiControlled"] = 1
             row["teamId"] = driver.team.team_id
             row["nationality"] = driver.nationality

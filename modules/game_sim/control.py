@@ -1,8 +1,10 @@
-"""The game simulator's commands: START, STATUS, TRUTH, REPLAY (STOP is the server's).
+"""The game simulator's commands: START, RESTART, STATUS, TRUTH, REPLAY (STOP is the server's).
 
 START and REPLAY return a (thread, stop event) pair, so DefaultServer's STOP and CLOSE stop
 and join them. One session or replay runs at a time; a second START is refused until STOP.
-The latest session stays readable (STATUS, TRUTH) after it ends.
+RESTART is the game's restart: a new session (new sessionUID) replaces the running one on the
+same stream, without a pause. The latest session stays readable (STATUS, TRUTH) after it
+ends; earlier ones of this process by their UID (TRUTH {session_uid}).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class Settings:
     seed: int = 1
     retirements: int = 0
     safety_car: bool = False
+    flashback_at_s: float = 0.0
+    flashback_s: float = 10.0
+    red_flag_at_lap: int = 0
+    late_joiners: int = 0
     format: int = 2025
     speed: float = 1.0
     flat_out: bool = False
@@ -60,6 +66,10 @@ class Settings:
             seed=self.seed,
             retirements=self.retirements,
             safety_car=self.safety_car,
+            flashback_at_s=self.flashback_at_s,
+            flashback_s=self.flashback_s,
+            red_flag_at_lap=self.red_flag_at_lap,
+            late_joiners=self.late_joiners,
         )
 
 
@@ -86,6 +96,8 @@ class GameSim:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._sim: RaceSim | None = None
+        self._broadcaster: Broadcaster | None = None
+        self._sessions: dict[str, RaceSim] = {}  # every session of this process, by UID
         self._settings: Settings | None = None
         self._counters = Counters()
         self._state = "idle"
@@ -94,6 +106,7 @@ class GameSim:
     def commands(self) -> dict[str, Callable[..., Any]]:
         return {
             "START": self.start,
+            "RESTART": self.restart,
             "STATUS": self.status,
             "TRUTH": self.truth,
             "REPLAY": self.replay,
@@ -101,20 +114,39 @@ class GameSim:
 
     def start(self, **options: Any) -> tuple[threading.Thread, threading.Event]:
         """Start a session: {session, track, laps, cars, rate, seed, retirements, safety_car,
-        format, speed, flat_out, target_host, target_port}; unspecified ones keep defaults."""
+        flashback_at_s, flashback_s, red_flag_at_lap, late_joiners, format, speed, flat_out,
+        target_host, target_port}; unspecified ones keep defaults."""
         settings = self.defaults.updated(options)
         pace = Pace(settings.speed, settings.flat_out)
-        # Every session gets a new UID, as in the game; the race itself follows the seed.
-        sim = RaceSim(settings.session_options(), session_uid=secrets.randbits(63) | 1)
-        broadcaster = Broadcaster(sim, settings.format)
+        broadcaster = _new_session(settings)
         target = (settings.target_host, settings.target_port)
         with self._lock:
             self._refuse_if_busy()
-            self._sim, self._settings, self._counters = sim, settings, Counters()
+            self._settings, self._counters = settings, Counters()
+            self._use(broadcaster)
             self._replay = None
-            return self._launch(
-                "racing", lambda stop: self._run_session(broadcaster, target, pace, stop)
-            )
+            return self._launch("racing", lambda stop: self._run_session(target, pace, stop))
+
+    def restart(self, **options: Any) -> dict[str, Any]:
+        """The game's restart: a new session (new UID) in place of the running one, on the same
+        stream at once. Session options as START's (the rest stay); format and pace stay."""
+        fixed = {"format", "speed", "flat_out", "target_host", "target_port"}
+        if fixed & set(options):
+            raise ValueError(f"RESTART keeps {', '.join(sorted(fixed))}; STOP and START instead")
+        with self._lock:
+            if self._state != "racing" or self._settings is None:
+                raise ValueError(f"no session is running ({self._state}); START one first")
+            settings = self._settings.updated(options)
+            broadcaster = _new_session(settings)
+            old = self._sim.session_uid if self._sim else None
+            self._settings = settings
+            self._use(broadcaster)
+        self.logger.info("session %s restarted as %s", old, broadcaster.sim.session_uid)
+        return {"session_uid": str(broadcaster.sim.session_uid)}
+
+    def _use(self, broadcaster: Broadcaster) -> None:
+        self._broadcaster, self._sim = broadcaster, broadcaster.sim
+        self._sessions[str(broadcaster.sim.session_uid)] = broadcaster.sim
 
     def replay(
         self,
@@ -159,12 +191,20 @@ class GameSim:
                 result["replay"] = dict(self._replay, problems=list(self._replay["problems"]))
             return result
 
-    def truth(self) -> dict[str, Any]:
-        """Every car's true laps and sectors, and the order: the contract in docs/DESIGN.md."""
+    def truth(self, session_uid: str | None = None) -> dict[str, Any]:
+        """Every car's true laps and sectors, and the order: the contract in docs/DESIGN.md.
+        The latest session's, or an earlier one's of this process by its UID."""
         with self._lock:
             if self._sim is None:
                 raise ValueError("no session has been started")
-            return self._sim.truth()
+            if session_uid is None:
+                return self._sim.truth()
+            sim = self._sessions.get(str(session_uid))
+            if sim is None:
+                raise ValueError(
+                    f"no session {session_uid!r}; sessions: {', '.join(self._sessions)}"
+                )
+            return sim.truth()
 
     # ----- the work threads -----------------------------------------------------------------
 
@@ -183,9 +223,9 @@ class GameSim:
         self._thread.start()
         return self._thread, stop
 
-    def _run_session(
-        self, broadcaster: Broadcaster, target: tuple[str, int], pace: Pace, stop: threading.Event
-    ) -> None:
+    def _run_session(self, target: tuple[str, int], pace: Pace, stop: threading.Event) -> None:
+        assert self._broadcaster is not None
+        broadcaster = self._broadcaster
         sim = broadcaster.sim
         self.logger.info(
             "session %s: %s at %s, %d laps, %d cars, format %d -> %s:%d",
@@ -193,23 +233,34 @@ class GameSim:
             broadcaster.format, *target,
         )  # fmt: skip
         try:
-            finished = send_paced(self._frames(broadcaster), target, pace, stop, self._counters)
+            finished = send_paced(self._frames(), target, pace, stop, self._counters)
         except Exception:
-            self.logger.exception("session %s failed", sim.session_uid)
+            self.logger.exception("session %s failed", self._sim.session_uid if self._sim else None)
             self._set_state("failed")
             raise
         self._set_state("finished" if finished else "stopped")
         self.logger.info(
-            "session %s %s: %d packets sent", sim.session_uid, self._state, self._counters.packets
+            "session %s %s: %d packets sent",
+            self._sim.session_uid if self._sim else None,
+            self._state,
+            self._counters.packets,
         )
 
-    def _frames(self, broadcaster: Broadcaster) -> Iterator[tuple[float, list[bytes]]]:
-        sim = broadcaster.sim
-        while not sim.over:
-            # The lock keeps STATUS and TRUTH from reading a half-stepped race.
+    def _frames(self) -> Iterator[tuple[float, list[bytes]]]:
+        """Frames on the stream's own clock: session time goes back on a flashback and starts
+        again at a restart, while the game goes on sending one frame every 1/rate s."""
+        stream_s = 0.0
+        while True:
+            # The lock keeps STATUS and TRUTH from reading a half-stepped race, and RESTART
+            # swaps the session between two frames.
             with self._lock:
-                datagrams = broadcaster.step()
-            yield sim.time_s, datagrams
+                assert self._broadcaster is not None
+                sim = self._broadcaster.sim
+                if sim.over:
+                    return
+                datagrams = self._broadcaster.step()
+            yield stream_s, datagrams
+            stream_s += sim.dt
 
     def _run_replay(
         self,
@@ -228,3 +279,9 @@ class GameSim:
     def _set_state(self, state: str) -> None:
         with self._lock:
             self._state = state
+
+
+def _new_session(settings: Settings) -> Broadcaster:
+    # Every session gets a new UID, as in the game; the race itself follows the seed.
+    sim = RaceSim(settings.session_options(), session_uid=secrets.randbits(63) | 1)
+    return Broadcaster(sim, settings.format)

@@ -12,12 +12,20 @@ line and boundary crossings (interpolated inside the frame), rounded to whole mi
 differenced: those integers are what the packets carry and what `truth()` reports.
 
 Events carry EA's codes and detail names (SSTA, STLG, LGOT, FTLP, PENA, RTMT, SCAR, DRSE, DRSD,
-OVTK, SPTP, TMPT, CHQF, RCWN, SEND), plus one of the model's own: FINAL, when the last car is
-done, which the broadcaster answers with the FinalClassification packet.
+OVTK, SPTP, TMPT, CHQF, RCWN, FLBK, RDFL, SEND), plus one of the model's own: FINAL, when the
+last car is done, which the broadcaster answers with the FinalClassification packet.
+
+The hard cases, as the game does them: a flashback (`flashback_at_s`) puts the whole session
+back `flashback_s` seconds (frame and session time go back; what happened after that point
+never did, in TRUTH too) and the laps from there go differently; a red flag
+(`red_flag_at_lap`) sends every car into the pit lane to queue, then restarts the race with
+lights out; late joiners (`late_joiners`, the last car slots) are absent, all zeros in every
+packet, until they join and leave the garage.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +70,10 @@ class SessionOptions:
     seed: int = 1
     retirements: int = 0
     safety_car: bool = False
+    flashback_at_s: float = 0.0  # session time of the player's flashback (0: none)
+    flashback_s: float = 10.0  # how far back it goes
+    red_flag_at_lap: int = 0  # the race is red-flagged when the leader is on this lap (0: never)
+    late_joiners: int = 0  # cars (the last slots) that join the session after its start
 
     def validate(self) -> None:
         if self.session not in SESSION_TYPES:
@@ -77,6 +89,24 @@ class SessionOptions:
             raise ValueError(f"rate must be 10..120 Hz, not {self.rate}")
         if not 0 <= self.retirements < max(1, self.cars // 2):
             raise ValueError(f"retirements must be 0..{self.cars // 2 - 1}, not {self.retirements}")
+        if self.flashback_at_s and not 0 < self.flashback_s <= self.flashback_at_s:
+            raise ValueError(
+                f"flashback_s must be more than 0 and at most flashback_at_s "
+                f"({self.flashback_at_s}), not {self.flashback_s}"
+            )
+        if self.flashback_at_s < 0:
+            raise ValueError(f"flashback_at_s must be 0 (none) or more, not {self.flashback_at_s}")
+        # Not on the last lap: the cars would take the flag in the pit lane, with no restart.
+        if self.red_flag_at_lap and (
+            self.session != "race" or not 2 <= self.red_flag_at_lap < self.laps
+        ):
+            raise ValueError(
+                f"red_flag_at_lap must be 0 (none) or a lap of a race before its last, "
+                f"2..{self.laps - 1}, not {self.red_flag_at_lap} in a {self.session}"
+            )
+        joiners = 0 if self.session == "time_trial" else self.cars // 2 - 1
+        if not 0 <= self.late_joiners <= joiners:
+            raise ValueError(f"late_joiners must be 0..{joiners}, not {self.late_joiners}")
 
 
 @dataclass
@@ -116,7 +146,7 @@ class Car:
     track_length: float
     grid_position: int = 0
     status: str = "running"  # running | finished | dnf
-    mode: str = "grid"  # grid | track | pit | garage | cooldown
+    mode: str = "grid"  # absent | grid | track | pit | garage | cooldown
     lap: int = 1
     distance: float = 0.0  # lap distance in metres; negative before the line on lap 1
     tau: float = 0.0
@@ -157,6 +187,9 @@ class Car:
     laps_planned: int = 0  # qualifying and time trial: out-lap plus flying laps
     bucket_s: list[float] = field(default_factory=list)  # session time at every GAP_BUCKET_M
     lap_positions: dict[int, int] = field(default_factory=dict)
+    join_s: float | None = None  # a late joiner: when it joins the session
+    queue_m: float | None = None  # under a red flag: where in the pit lane it waits
+    queued: bool = False
 
     @property
     def completed(self) -> int:
@@ -198,6 +231,12 @@ class RaceSim:
         self._sc_end_s = 0.0
         self._sc_returning = False
         self._end_s: float | None = None
+        self.red_flag = False
+        self.red_flag_periods = 0
+        self._red_flag_restart_s: float | None = None
+        self._queue_next_m = 0.0
+        self.flashbacks = 0
+        self._flashback_point: dict[str, Any] | None = None
         self.cars = self._make_cars()
         track = self.track
         self._mark_taus = [
@@ -230,7 +269,7 @@ class RaceSim:
         if self.session_type == "race":
             # Qualifying pace decides the grid, with some shuffling from the seed.
             grid_pace = [car.pace + float(self.rng.normal(0.0, 0.002)) for car in self.cars]
-            order = sorted(range(len(self.cars)), key=lambda i: grid_pace[i])
+            order = sorted(range(self._on_grid), key=lambda i: grid_pace[i])
             self._light_times = [1.0 + i for i in range(5)]
             self.lights_out_s = 5.0 + float(self.rng.uniform(0.2, 2.5))
             for position, index in enumerate(order, start=1):
@@ -247,8 +286,8 @@ class RaceSim:
                         int(self.rng.integers(max(1, laps // 3), max(2, laps - laps // 4))),
                     )
                 car.lap_positions[1] = position
-            count = min(self.options.retirements, len(self.cars) - 1)
-            retiring = self.rng.choice(len(self.cars), size=count, replace=False) if count else []
+            count = min(self.options.retirements, self._on_grid - 1)
+            retiring = self.rng.choice(self._on_grid, size=count, replace=False) if count else []
             race_s = laps * self.track.reference_lap_s
             for index in retiring:
                 self.cars[int(index)].retire_s = (
@@ -270,8 +309,32 @@ class RaceSim:
                 car.distance = self.track.pit_box_m
                 car.laps_planned = laps + 1
                 car.lap_positions[1] = car.position
+        self._schedule_late_joiners()
         for car in self.cars:
             car.lap_tyre = car.tyre
+
+    @property
+    def _on_grid(self) -> int:
+        """Cars there from the start; the late joiners take the slots after them."""
+        return len(self.cars) - self.options.late_joiners
+
+    def _schedule_late_joiners(self) -> None:
+        span = (self.total_laps + (0 if self.session_type == "race" else 1)) * (
+            self.track.reference_lap_s
+        )
+        for car in self.cars[self._on_grid :]:
+            # Joins the lobby a while in, then leaves the garage: an out-lap from the pit lane.
+            car.join_s = self.lights_out_s + float(self.rng.uniform(0.15, 0.4)) * span
+            car.launched_s = car.join_s + 3.0
+            car.mode = "absent"
+            car.pre_line = False
+            car.distance = self.track.pit_box_m
+            car.tau = self.line.tau_at(car.distance)
+            car.position = car.grid_position = car.index + 1
+            car.lap_positions = {}
+            if self.session_type == "race":
+                car.grid_position = 0
+                car.fuel_kg = 1.6 * self.total_laps + 3.0
 
     # ----- stepping ---------------------------------------------------------------------------
 
@@ -279,6 +342,39 @@ class RaceSim:
         """Advance one frame; returns what happened in it (in order)."""
         if self.over:
             return []
+        if self._flashback_point is not None and self.time_s >= self.options.flashback_at_s:
+            return self._flash_back()
+        events = self._advance()
+        at, back = self.options.flashback_at_s, self.options.flashback_s
+        due = at and self.time_s >= at - back
+        if due and not self.flashbacks and self._flashback_point is None:
+            self._flashback_point = self._snapshot()
+        return events
+
+    def _snapshot(self) -> dict[str, Any]:
+        keep = {"options", "track", "line", "flashbacks", "_flashback_point"}
+        state = {name: value for name, value in vars(self).items() if name not in keep}
+        # Drivers and teams are the roster's (compared by identity): shared, not copied.
+        memo: dict[int, Any] = {}
+        for car in self.cars:
+            memo[id(car.driver)] = car.driver
+            memo[id(car.driver.team)] = car.driver.team
+        return copy.deepcopy(state, memo)
+
+    def _flash_back(self) -> list[SimEvent]:
+        """The player rewinds: the session is again what it was then, frame and time included."""
+        point, self._flashback_point = self._flashback_point, None
+        assert point is not None
+        vars(self).update(point)
+        self.flashbacks += 1
+        # The seconds driven again go differently (the player takes that corner another way).
+        for car in self.cars:
+            if car.status == "running" and car.mode in ("track", "pit"):
+                car.lap_target_s *= 1.0 + float(self.rng.uniform(-0.01, 0.01))
+        details = {"flashbackFrameIdentifier": self.frame, "flashbackSessionTime": self.time_s}
+        return [SimEvent("FLBK", details)]
+
+    def _advance(self) -> list[SimEvent]:
         events: list[SimEvent] = []
         self.frame += 1
         if self.frame == 0:
@@ -304,6 +400,8 @@ class RaceSim:
             events.append(SimEvent("LGOT"))
             start_ms = _ms(self.lights_out_s)
             for car in self.cars:
+                if car.mode != "grid":
+                    continue
                 car.mode = "track"
                 car.lap_start_ms = start_ms
                 car.launched_s = self.lights_out_s
@@ -313,7 +411,9 @@ class RaceSim:
         for car in self.cars:
             if car.retire_s is not None and car.status == "running" and t_prev < car.retire_s <= t:
                 self._retire(car, events)
-        if self._sc_deploy_s is not None and t_prev < self._sc_deploy_s <= t and not self.chequered:
+        # A safety car due while the race is red-flagged is not deployed.
+        sc_due = self._sc_deploy_s is not None and t_prev < self._sc_deploy_s <= t
+        if sc_due and not self.chequered and not self.red_flag:
             self.safety_car_status = 1
             self.safety_car_periods += 1
             self._sc_end_s = t + 0.8 * self.track.reference_lap_s
@@ -329,10 +429,12 @@ class RaceSim:
                 self.safety_car_status = 0
                 self._sc_deploy_s = None
                 events.append(SimEvent("SCAR", {"safetyCarType": 1, "eventType": 3}))
+        self._red_flag_control(t_prev, events)
         leader = self._leader()
         if (
             not self.drs_enabled
             and not self.safety_car_status
+            and not self.red_flag
             and leader is not None
             and leader.completed >= 2
             and not self.chequered
@@ -340,17 +442,70 @@ class RaceSim:
             self.drs_enabled = True
             events.append(SimEvent("DRSE"))
 
+    def _red_flag_control(self, t_prev: float, events: list[SimEvent]) -> None:
+        """Red flag: shown when the leader is on `red_flag_at_lap` (and no car is in the pit
+        lane); every car drives into the pit lane and queues; 10 s after the last one stopped,
+        five lights and lights out, and the queue drives out of the pit lane in order."""
+        t = self.time_s
+        if not self.red_flag:
+            leader = self._leader()
+            due = (
+                self.options.red_flag_at_lap
+                and not self.red_flag_periods
+                and self.phase == "running"
+                and not self.chequered
+                and not self.safety_car_status
+                and leader is not None
+                and leader.lap >= self.options.red_flag_at_lap
+                and not any(car.mode == "pit" for car in self.cars)
+            )
+            if due:
+                self.red_flag = True
+                self.red_flag_periods += 1
+                self._queue_next_m = self.track.pit_exit_m - 20.0
+                events.append(SimEvent("RDFL"))
+                if self.drs_enabled:
+                    self.drs_enabled = False
+                    events.append(SimEvent("DRSD", {"reason": 2}))
+            return
+        if self._red_flag_restart_s is None:
+            racing = [
+                car
+                for car in self.cars
+                if car.status == "running" and car.mode not in ("absent", "garage")
+            ]
+            if all(car.queued for car in racing):
+                self._red_flag_restart_s = t + 10.0
+            return
+        start = self._red_flag_restart_s
+        for number in range(1, 6):
+            if t_prev < start + number <= t:
+                events.append(SimEvent("STLG", {"numLights": number}))
+        if t >= start + 6.0:
+            self.red_flag = False
+            self._red_flag_restart_s = None
+            events.append(SimEvent("LGOT"))
+            for car in self.cars:
+                car.queued = False
+                car.queue_m = None
+
     def _movement_order(self) -> list[Car]:
         # Under the safety car a car may not pass the one ahead: move them front to back.
         return sorted(self.cars, key=lambda c: c.position)
 
     def _move(self, car: Car, t_prev: float, events: list[SimEvent]) -> None:
         t = self.time_s
+        if car.mode == "absent":
+            if car.join_s is not None and t >= car.join_s:
+                car.mode = "garage"
+            return
         if car.mode == "grid" or car.status == "dnf":
             car.speed = 0.0
             return
         if car.mode == "garage":
-            if t >= car.launched_s:
+            if t >= car.launched_s and self.red_flag:
+                car.launched_s = t + self.dt  # the pit exit is closed: stay in the garage
+            elif t >= car.launched_s:
                 car.mode = "pit"
                 car.lap_start_ms = _ms(car.launched_s)
                 car.lap_pit_out = True
@@ -372,7 +527,7 @@ class RaceSim:
         # Pulling away (lights out, pit exit): ramp up from about pit-lane speed over ~4 s.
         ramp = (self.time_s - car.launched_s) / 4.0
         rate *= min(1.0, car.launch_floor + (1.0 - car.launch_floor) * ramp)
-        if self.safety_car_status and car.status == "running":
+        if (self.safety_car_status or self.red_flag) and car.status == "running":
             rate *= 0.62
         if car.mode == "cooldown":
             rate *= 0.55
@@ -382,7 +537,7 @@ class RaceSim:
         line, length = self.line, self.track.length_m
         start_tau = car.tau
         new_tau = car.tau + self.dt * self._pace_factor(car)
-        if self.safety_car_status and car.status == "running":
+        if (self.safety_car_status or self.red_flag) and car.status == "running":
             new_tau = self._hold_behind(car, new_tau)
         span = max(new_tau - start_tau, 1e-9)
 
@@ -427,15 +582,23 @@ class RaceSim:
                 self._speed_trap(car, at_tau, events)
             elif name == "cut":
                 self._cut(car, events)
-            elif name == "pit" and car.lap in car.pit_laps and car.status == "running":
+            elif (
+                name == "pit"
+                and car.status == "running"
+                and (self.red_flag or car.lap in car.pit_laps)
+            ):
                 car.mode = "pit"
                 car.pit_status = 1
-                car.lap_pit_in = True
+                # Under a red flag the pit lane is where the cars wait: no pit stop.
+                car.lap_pit_in = not self.red_flag
+                if self.red_flag:
+                    car.queue_m = self._queue_next_m
+                    self._queue_next_m -= 10.0
                 car.pit_lane_enter_s = when
                 car.distance = self.track.pit_entry_m
                 car.tau = line.tau_at(car.distance)
                 car.speed = PIT_SPEED_MS
-                if self._teammate(car) is not None:
+                if car.lap_pit_in and self._teammate(car) is not None:
                     events.append(SimEvent("TMPT", {"vehicleIdx": car.index}))
                 return
         if car.mode != "track":
@@ -460,6 +623,9 @@ class RaceSim:
 
     def _move_in_pit(self, car: Car, t_prev: float, events: list[SimEvent]) -> None:
         track, length = self.track, self.track.length_m
+        if car.queued:
+            car.speed = 0.0
+            return
         if car.stopped:
             car.stop_left_s -= self.dt
             car.speed = 0.0
@@ -477,6 +643,11 @@ class RaceSim:
             old -= length
             if car.mode != "pit":
                 return
+        if car.queue_m is not None and old < car.queue_m <= new:
+            car.distance = car.queue_m
+            car.speed = 0.0
+            car.queued = True
+            return
         box = track.pit_box_m
         if old < box <= new and (car.lap_pit_in or (car.completed and car.laps[-1].pit_in)):
             car.distance = box
@@ -697,6 +868,8 @@ class RaceSim:
         length = self.track.length_m
         if car.status == "finished":
             return (0, -car.completed, car.finish_s)
+        if car.mode in ("absent", "garage"):  # a late joiner not yet out: behind every racer
+            return (0, math.inf, float(car.index))
         progress = car.completed + car.distance / length
         if car.status == "dnf":
             return (1, -progress, car.index)
@@ -749,6 +922,8 @@ class RaceSim:
             "total_laps": self.total_laps,
             "leader": leader.driver.name if leader else None,
             "safety_car": bool(self.safety_car_status),
+            "red_flag": self.red_flag,
+            "flashbacks": self.flashbacks,
             "finished": self.over,
         }
 

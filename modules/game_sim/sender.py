@@ -49,21 +49,21 @@ def send_paced(
 ) -> bool:
     """Send each frame's datagrams when its time (seconds from the first frame) comes.
 
-    Returns True when the stream ran out, False when `stop` ended it. A refused send (nobody
-    listening yet: ICMP port unreachable) is counted and skipped, as the game does.
+    Returns True when the stream ran out, False when `stop` ended it. A frame taken from
+    `frames` is always sent, even when `stop` comes while it waits for its time: a simulated
+    frame has happened (TRUTH has it) once made, so it must reach the wire. A refused send
+    (nobody listening yet: ICMP port unreachable) is counted and skipped, as the game does.
     """
     sock = open_socket(target[0])
     try:
         started = time.monotonic()
         first: float | None = None
         for at_s, datagrams in frames:
-            if stop.is_set():
-                return False
-            if not pace.flat_out:
+            stopping = stop.is_set()
+            if not stopping and not pace.flat_out:
                 first = at_s if first is None else first
                 delay = started + (at_s - first) / pace.speed - time.monotonic()
-                if delay > 0 and stop.wait(delay):
-                    return False
+                stopping = delay > 0 and stop.wait(delay)
             for datagram in datagrams:
                 try:
                     sock.sendto(datagram, target)
@@ -73,6 +73,8 @@ def send_paced(
                     continue
                 counters.packets += 1
                 counters.bytes += len(datagram)
+            if stopping:
+                return False
         return True
     finally:
         sock.close()

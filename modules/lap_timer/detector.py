@@ -6,16 +6,23 @@ number goes up, `last_lap_time_ms` becomes the finished lap's time and the secto
 zeroed. So the finished lap's sectors are those of the frame *before* the increment; sector 3 is
 the lap minus the other two. A lap number going down means a flashback (or a restart): the laps
 from that number on no longer happened and are retracted.
+
+A flashback also takes back what was seen of the laps in progress (a pit entry after the point
+rewound to did not happen either), so each car's state is kept as it changed over the last
+`REWIND_HISTORY_S` of session time and put back as it was at the time rewound to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from copy import copy
 from dataclasses import dataclass
 
 import numpy as np
 
 MAX_CARS = 22
+# How far back a flashback can be undone exactly (the game's own limit is far shorter).
+REWIND_HISTORY_S = 300.0
 HEADER = (
     "session_uid_hi",
     "session_uid_lo",
@@ -145,6 +152,21 @@ class _Car:
     neutral: bool  # this pit-lane visit began under a red flag
     garage: bool = False  # in the garage: its next way into the pit lane starts an out-lap
     done: bool = False  # took the chequered flag
+    stale: bool = False  # a flashback went back before anything known of this car
+
+    def state(self) -> tuple:
+        """What a flashback must put back (the sectors and validity come with every frame)."""
+        return (
+            self.lap,
+            self.in_pit,
+            self.pit_in,
+            self.pit_out,
+            self.tyre_at_start,
+            self.tyre,
+            self.neutral,
+            self.garage,
+            self.done,
+        )
 
 
 def _in_use(frame: LapFrame, index: int) -> bool:
@@ -159,6 +181,8 @@ class LapDetector:
         self._cars: dict[int, _Car] = {}
         self._time = -1.0
         self._red_flag = False
+        # Per car: (session time, copy of its state from then on), oldest first.
+        self._history: dict[int, list[tuple[float, _Car]]] = {}
 
     def feed(
         self, frame: LapFrame, tyres: Sequence[int | None] | None = None, red_flag: bool = False
@@ -170,33 +194,70 @@ class LapDetector:
         self._red_flag = red_flag
         events: list[Event] = []
         if frame.session_time_s < self._time:
-            # Time went back: a flashback. Sector and pit observations of the laps in progress
-            # are stale; the lap numbers below tell which completed laps to retract.
-            self._cars = {index: car for index, car in self._cars.items() if _in_use(frame, index)}
+            # Time went back: a flashback (or a restart of the same session).
+            events.extend(self._rewind(frame.session_time_s))
         self._time = frame.session_time_s
         for index in range(MAX_CARS):
             if not _in_use(frame, index):
                 continue
             tyre = None if tyres is None else tyres[index]
             events.extend(self._feed_car(frame, index, tyre))
+            self._remember(index, frame.session_time_s)
         return events
 
     def retract_after(self, session_time_s: float) -> None:
-        """A flashback announced by its event: forget the time so the next frame is taken fresh."""
-        self._time = min(self._time, session_time_s)
+        """A flashback announced by its event: every car as it was at that session time.
+
+        The caller retracts the laps finished after it (by time); the frames that follow
+        continue from the state put back here.
+        """
+        if session_time_s < self._time:
+            self._rewind(session_time_s)
+            self._time = session_time_s
+
+    def _remember(self, index: int, time: float) -> None:
+        car = self._cars[index]
+        history = self._history.setdefault(index, [])
+        if history and history[-1][1].state() == car.state():
+            return
+        history.append((time, copy(car)))
+        # Keep the newest state older than the window: it is the state at the window's start.
+        while len(history) > 1 and history[1][0] <= time - REWIND_HISTORY_S:
+            history.pop(0)
+
+    def _rewind(self, to_time: float) -> list[Event]:
+        """Every car as it was after the last frame at or before `to_time`; laps finished since
+        are retracted. A car not known then is taken as new by the next frame, and its lap
+        number then says which of its laps to retract."""
+        events: list[Event] = []
+        for index, car in list(self._cars.items()):
+            history = self._history.get(index, [])
+            while history and history[-1][0] > to_time:
+                history.pop()
+            if not history:
+                car.stale = True
+                continue
+            then = copy(history[-1][1])
+            if then.lap < car.lap or (car.done and not then.done):
+                events.append(LapsRetracted(index, then.lap))
+            self._cars[index] = then
+        return events
 
     def _feed_car(self, frame: LapFrame, index: int, tyre: int | None) -> Iterable[Event]:
         lap = frame.car("current_lap_num", index)
         in_pit = frame.car("pit_status", index) != 0
         car = self._cars.get(index)
-        if car is None:
+        if car is None or car.stale:
             # A car seen for the first time (joined late, or we started late): its laps
             # so far are unknown; its lap in progress is watched from here, and whether it is
             # an in- or out-lap is what the game says it is.
+            known = car
             car = self._cars[index] = self._start_lap(frame, index, lap, in_pit, tyre, False)
             status = frame.car("driver_status", index)
             car.pit_in = in_pit and status == IN_LAP
             car.pit_out = status == OUT_LAP
+            if known is not None and lap < known.lap + known.done:
+                return (LapsRetracted(index, lap),)
             return ()
         if lap < car.lap:
             self._cars[index] = self._start_lap(frame, index, lap, in_pit, tyre, False)

@@ -1,9 +1,14 @@
 """The lap timer's edges on LSL: StreamWatchers on the decoder's streams in, two outlets out.
 
-One thread polls every input watcher, merges what arrived by LSL timestamp (so a flashback
-event and the frames around it are taken in the order the decoder received them) and hands
-each sample to the LapTimer. Streams that are not there yet are looked for again every second,
-so the lap timer may start before the decoder (liblsl itself recovers a restarted decoder).
+Two threads. The pull thread only moves what arrived out of the watchers' rings (keeping just
+the channels the lap timer reads) into a queue, so it stays far ahead of any ring wrapping: a
+StreamWatcher's update() takes everything liblsl has queued into a ring of fixed size, and
+samples left behind while the lap timer is busy would otherwise be overwritten unread. The
+work thread takes what is queued, merges it by LSL timestamp (so a flashback event and the
+frames around it are taken in the order the decoder received them) and hands each sample to the
+LapTimer. Streams that are not there yet are looked for until they appear, so the lap timer may
+start before the decoder (liblsl itself recovers a restarted decoder). Each look waits at most
+FIND_WAIT_S, so stopping (CLOSE, SIGTERM) never waits on a discovery.
 """
 
 from __future__ import annotations
@@ -15,18 +20,23 @@ import threading
 from typing import Any
 
 import numpy as np
+import pylsl
 
 from dareplane_utils.stream_watcher.lsl_stream_watcher import StreamNotFoundError, StreamWatcher
 from dareplane_utils.stream_watcher.outlets import StreamSpec, make_outlet, push_json
 
-from .inputs import CAR_STATUS, LAP_DATA, NUMERIC, STREAMS, Inputs
+from .inputs import CAR_STATUS, LAP_DATA, NUMERIC, STREAMS, Inputs, needed_channels
 from .timer import LapTimer
 
-# Rings big enough to take a burst of a flat-out replay between two polls (about 22 MB each);
-# CarStatus too, since a lap's tyre is read in time order with the LapData around it.
+# Rings only have to bridge the pull thread's wake-ups (a few ms); these hold seconds of a
+# flat-out replay (LapData and CarStatus rows are ~5 kB, so ~22 MB each).
 RING_SAMPLES = {LAP_DATA: 4096, CAR_STATUS: 4096}
 JSON_RING_SAMPLES = 8192
-RETRY_CONNECT_S = 1.0
+# One discovery round of a stream not there yet; also the longest a stop waits on a finder.
+FIND_WAIT_S = 0.1
+CONNECT_TIMEOUT_S = 2.0
+# How long the work thread waits for something to arrive before checking for a stop.
+WAIT_S = 0.05
 
 
 class Outputs:
@@ -46,7 +56,7 @@ class Outputs:
 
 
 class Feed:
-    """Polls the decoder's streams into a LapTimer from a thread of its own."""
+    """Reads the decoder's streams into a LapTimer from threads of its own."""
 
     def __init__(self, timer: LapTimer, logger: logging.Logger, poll_s: float = 0.002) -> None:
         self.timer = timer
@@ -62,19 +72,29 @@ class Feed:
             for name in STREAMS
         }
         self.connected: set[str] = set()
+        self._columns: dict[str, np.ndarray] = {}
         self._ready: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._arrived: queue.SimpleQueue[tuple[str, np.ndarray, np.ndarray]] = queue.SimpleQueue()
         self.samples = dict.fromkeys(STREAMS, 0)
         self.rejected = dict.fromkeys(STREAMS, 0)
         self.lost = dict.fromkeys(STREAMS, 0)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lap_timer feed", daemon=True)
+        self._finders = [
+            threading.Thread(target=self._find, args=(name,), name=f"find {name}", daemon=True)
+            for name in self.watchers
+        ]
+        self._puller = threading.Thread(target=self._pull_loop, name="lap_timer pull", daemon=True)
+        self._worker = threading.Thread(target=self._work_loop, name="lap_timer feed", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        # One finder per stream: none waits on another's discovery.
+        for thread in (*self._finders, self._puller, self._worker):
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        for thread in (*self._finders, self._puller, self._worker):
+            thread.join(timeout=5)
         for watcher in self.watchers.values():
             watcher.disconnect()
 
@@ -86,40 +106,29 @@ class Feed:
             "lost": {k: v for k, v in self.lost.items() if v},
         }
 
-    def _run(self) -> None:
-        # One finder per stream: each waits in liblsl's discovery, and none holds up the others.
-        finders = [
-            threading.Thread(target=self._find, args=(name,), name=f"find {name}", daemon=True)
-            for name in self.watchers
-        ]
-        for finder in finders:
-            finder.start()
-        while not self._stop.is_set():
-            while not self._ready.empty():
-                self.connected.add(self._ready.get())
-            try:
-                handled = self.poll()
-            except Exception:  # one bad cycle must not end the lap timer
-                self.logger.exception("lap timer feed: poll failed")
-                handled = 0
-            if not handled:
-                self._stop.wait(self.poll_s)
-        for finder in finders:
-            finder.join(timeout=5)
-
     def _find(self, name: str) -> None:
-        """Look for one stream until it is there, apart from the poll loop."""
+        """Look for one stream until it is there, apart from the other threads."""
+        predicate = f"name='{name}'"
         while not self._stop.is_set():
+            # A short look, then the watcher connects to what answered (and to the newest if
+            # several do); the stop flag is checked between looks.
+            if not pylsl.resolve_bypred(predicate, 1, FIND_WAIT_S):
+                continue
+            if self._stop.is_set():
+                return
             if self._connect(name, self.watchers[name]):
                 self._ready.put(name)
                 return
-            self._stop.wait(RETRY_CONNECT_S)
+            self._stop.wait(FIND_WAIT_S)
 
     def _connect(self, name: str, watcher: StreamWatcher) -> bool:
         try:
-            watcher.connect_to_stream(timeout=1.0)
+            watcher.connect_to_stream(timeout=CONNECT_TIMEOUT_S)
             if name in NUMERIC:
-                self.inputs.set_channels(name, watcher.channel_names)
+                labels = watcher.channel_names
+                columns = needed_channels(name, labels)
+                self.inputs.set_channels(name, [labels[i] for i in columns])
+                self._columns[name] = np.array(columns)
         except StreamNotFoundError:
             return False
         except (ValueError, KeyError) as error:
@@ -130,10 +139,22 @@ class Feed:
         self.logger.info("lap timer reads %s", name)
         return True
 
-    def poll(self) -> int:
-        """Hand everything that arrived since the last poll to the timer; returns how many."""
-        batch: list[tuple[float, str, Any]] = []
-        for name in self.connected:
+    def _pull_loop(self) -> None:
+        while not self._stop.is_set():
+            while not self._ready.empty():
+                self.connected.add(self._ready.get())
+            try:
+                pulled = self.pull()
+            except Exception:  # one bad cycle must not end the lap timer
+                self.logger.exception("lap timer feed: pull failed")
+                pulled = 0
+            if not pulled:
+                self._stop.wait(self.poll_s)
+
+    def pull(self) -> int:
+        """Move what arrived on every connected stream into the work queue; returns how many."""
+        pulled = 0
+        for name in list(self.connected):
             watcher = self.watchers[name]
             watcher.update()
             n = watcher.n_new
@@ -146,7 +167,30 @@ class Feed:
                 self.logger.warning("%s: %d samples overran the ring unread", name, n - ring)
                 n = ring
             data, stamps = watcher.last(n)
+            if name in self._columns:
+                data = data[:, self._columns[name]]
+            self._arrived.put((name, data, stamps))
             self.samples[name] += n
+            pulled += n
+        return pulled
+
+    def _work_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                chunks = [self._arrived.get(timeout=WAIT_S)]
+            except queue.Empty:
+                continue
+            while not self._arrived.empty():
+                chunks.append(self._arrived.get())
+            try:
+                self.handle(chunks)
+            except Exception:  # one bad batch must not end the lap timer
+                self.logger.exception("lap timer feed: handling failed")
+
+    def handle(self, chunks: list[tuple[str, np.ndarray, np.ndarray]]) -> int:
+        """Hand pulled samples of any streams to the timer, in time order; returns how many."""
+        batch: list[tuple[float, str, Any]] = []
+        for name, data, stamps in chunks:
             for stamp, row in zip(stamps, data, strict=True):
                 try:
                     batch.append((float(stamp), name, row if name in NUMERIC else _json(row)))

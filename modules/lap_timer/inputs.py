@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .detector import MAX_CARS, FrameLayout
+from .detector import FIELDS, HEADER, MAX_CARS, FrameLayout
 from .packets import session_history_laps, session_uid
 from .timer import LapTimer
 
@@ -22,6 +22,20 @@ JSON = (
     "raceplane.final_classification",
 )
 STREAMS = NUMERIC + JSON
+UID_CHANNELS = ("header.session_uid_hi", "header.session_uid_lo")
+
+
+def needed_channels(stream: str, labels: Sequence[str]) -> list[int]:
+    """Positions (in stream order) of the channels the lap timer reads from a numeric stream:
+    the feed keeps only these of each sample, and gives Inputs their labels."""
+    if stream == LAP_DATA:
+        wanted = {f"header.{name}" for name in HEADER}
+        wanted |= {f"car{i:02d}.{name}" for i in range(MAX_CARS) for name in FIELDS}
+    elif stream == CAR_STATUS:
+        wanted = {*UID_CHANNELS, *(f"car{i:02d}.visual_tyre_compound" for i in range(MAX_CARS))}
+    else:
+        raise ValueError(f"{stream} is not a numeric stream the lap timer reads")
+    return [i for i, label in enumerate(labels) if label in wanted]
 
 
 class Inputs:
@@ -48,9 +62,7 @@ class Inputs:
         if stream == LAP_DATA:
             self._layout = FrameLayout(labels)
         elif stream == CAR_STATUS:
-            wanted = ["header.session_uid_hi", "header.session_uid_lo"] + [
-                f"car{i:02d}.visual_tyre_compound" for i in range(MAX_CARS)
-            ]
+            wanted = [*UID_CHANNELS] + [f"car{i:02d}.visual_tyre_compound" for i in range(MAX_CARS)]
             missing = [label for label in wanted if label not in position]
             if missing:
                 raise ValueError(f"car_status stream lacks channels: {', '.join(missing[:3])}")

@@ -248,8 +248,11 @@ class LapTimer:
     def reconcile(self, session_uid: str, car_index: int, history: list[dict[str, Any]]) -> int:
         """Check this car's laps against the game's own SessionHistory; fix and count disagreements.
 
-        `history` is the game's list (lap 1 first) of {lap_time_ms, sector_ms, valid}; laps still
-        in progress (time 0) and laps beyond what the detector has seen finish are skipped.
+        `history` is the game's list (lap 1 first) of {lap_time_ms, sector_ms, valid} and, where
+        the game's tyre stints tell them, {tyre, pit_in, pit_out}; laps still in progress (time
+        0) and laps beyond what the detector has seen finish are skipped. A lap filled in takes
+        its tyre and pit flags from there (a first lap outside races leaves the garage: an
+        out-lap); a corrected lap keeps what the detector saw of them.
         """
         with self._lock:
             session = self.sessions.get(session_uid)
@@ -258,6 +261,11 @@ class LapTimer:
             done = session.laps_of(car_index)
             # Laps the detector saw finish; anything past them may be stale after a flashback.
             seen_up_to = max(done, default=0)
+
+            def out_lap(number: int, entry: dict[str, Any]) -> bool:
+                garage = number == 1 and session.ranking != "race"
+                return garage or bool(entry.get("pit_out"))
+
             fixed = 0
             for number, entry in enumerate(history, start=1):
                 time = int(entry["lap_time_ms"])
@@ -288,9 +296,9 @@ class LapTimer:
                         lap_time_ms=time,
                         sector_ms=sectors,
                         valid=bool(entry["valid"]),
-                        tyre=ours.tyre if ours else "",
-                        pit_in=ours.pit_in if ours else False,
-                        pit_out=ours.pit_out if ours else False,
+                        tyre=ours.tyre if ours else tyre_name(entry.get("tyre")),
+                        pit_in=ours.pit_in if ours else bool(entry.get("pit_in")),
+                        pit_out=ours.pit_out if ours else out_lap(number, entry),
                         source="game",
                         session_time_s=ours.session_time_s if ours else None,
                     ),
