@@ -428,6 +428,20 @@ def test_session_history_corrects_and_fills(timer):
     assert timer.status()["history_corrections"] == 1
 
 
+def test_session_history_fills_the_tyre_of_a_lap_seen_before_the_car_status(timer):
+    track = Track(cars=1)
+    start_race(timer, track)
+    lap_of(timer, track, 0, 30_000, 30_000, 30_000)  # no CarStatus yet: tyre unknown
+    assert timer.get_laps()[0]["tyre"] == ""
+    history = [
+        {"lap_time_ms": 90_000, "sector_ms": [30_000, 30_000, 30_000], "valid": True, "tyre": 16}
+    ]
+    assert timer.reconcile(str(UID), 0, history) == 1
+    [lap] = timer.get_laps()
+    assert (lap["lap_time_ms"], lap["tyre"]) == (90_000, "soft")
+    assert timer.reconcile(str(UID), 0, history) == 0  # nothing left to fill
+
+
 # ------------------------------------------------------------------ manual board, export, restart
 
 

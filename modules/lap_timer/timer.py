@@ -273,10 +273,14 @@ class LapTimer:
                     continue
                 sectors = [int(s) if s else None for s in entry["sector_ms"]]
                 ours = done.get(number)
-                if ours and (ours.lap_time_ms, ours.sector_ms, ours.valid) == (
-                    time,
-                    sectors,
-                    entry["valid"],
+                history_tyre = tyre_name(entry.get("tyre"))
+                # A lap seen live before the car's status arrived (a restarted timer) has its
+                # times right but no tyre: the stints fill that in too.
+                if (
+                    ours
+                    and (ours.lap_time_ms, ours.sector_ms, ours.valid)
+                    == (time, sectors, entry["valid"])
+                    and (ours.tyre or not history_tyre)
                 ):
                     continue
                 car = self._car(session, car_index)
@@ -296,7 +300,7 @@ class LapTimer:
                         lap_time_ms=time,
                         sector_ms=sectors,
                         valid=bool(entry["valid"]),
-                        tyre=ours.tyre if ours else tyre_name(entry.get("tyre")),
+                        tyre=ours.tyre if ours and ours.tyre else history_tyre,
                         pit_in=ours.pit_in if ours else bool(entry.get("pit_in")),
                         pit_out=ours.pit_out if ours else out_lap(number, entry),
                         source="game",
