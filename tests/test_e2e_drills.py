@@ -238,18 +238,8 @@ def test_every_lap_of_the_race_is_timed_despite_the_drills(race) -> None:
         for key, lap in expected.items()
     }
     wrong = {key: diff for key, diff in wrong.items() if diff}
-    # Times, sectors and validity are exact for every lap; a lap the lap timer missed while it
-    # restarted is filled from SessionHistory, which (as the lap timer reads it) has no tyre
-    # or pit flags: those come back empty. Anything else wrong fails.
-    blank = {("tyre", ""), ("pit_in", False), ("pit_out", False)}
-    assert {k: d for k, d in wrong.items() if not {(f, mine) for f, _, mine in d} <= blank} == {}
-    if wrong:
-        pytest.xfail(
-            f"{len(wrong)} laps filled from SessionHistory lack tyre/pit flags, e.g. "
-            f"{dict(list(wrong.items())[:3])}: modules/lap_timer/timer.py reconcile() leaves "
-            "tyre '' and pit_in/pit_out False, though SessionHistory's tyre stints give the "
-            "compound and the stint ends (the pit stops)"
-        )
+    # Every field of every lap, laps filled from SessionHistory after a restart included.
+    assert wrong == {}
 
 
 def test_new_sessions_mid_stream_and_after_the_game_is_killed(race) -> None:
