@@ -129,6 +129,7 @@ def main() -> int:
     lap_seen: dict[tuple[int, int], float] = {}
     lap_ids: dict[str, tuple[int, int]] = {}
     ws_seen: dict[tuple[int, int], float] = {}
+    bridge: dict = {}
     dom: dict[tuple[int, int], float] = {}
     try:
         stack.wait_running()
@@ -175,6 +176,7 @@ def main() -> int:
         expected = sum(len(car["laps"]) for car in stack.truth()["cars"])
         wait_until(lambda: len(lap_seen) >= expected, timeout=30, interval=0.5)
         time.sleep(1)
+        bridge = stack.direct("web_bridge", "STATUS")["websocket"]
         dom = (
             {lap_ids[i]: t / 1000 - offset for i, t in browser.laps() if i in lap_ids}
             if browser
@@ -216,6 +218,12 @@ def main() -> int:
     )
     if not dom:
         print("(no browser hop: /usr/bin/chromium is missing)")
+    for key, what in [("loop_lag_ms", "event loop lag (last minute)"),
+                      ("pull_to_send_ms", "LSL pull -> WebSocket send")]:  # fmt: skip
+        if key in bridge:  # the bridge's own figures: where its hop spends time
+            f = bridge[key]
+            print(f"web bridge {what}: n {f['n']}, p50 {f['p50']} ms, p99 {f['p99']} ms, "
+                  f"max {f['max']} ms")  # fmt: skip
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min) at the end")
     p99 = float(np.percentile(np.array(total) * 1000, 99)) if total else float("inf")

@@ -137,6 +137,40 @@ def test_telemetry_only_for_subscribed_cars(stack: Stack) -> None:
     assert message["t"] == pytest.approx(t)
 
 
+def test_clients_get_their_own_cars_at_their_own_rates(stack: Stack) -> None:
+    with stack.ws() as fast, stack.ws() as slow, stack.ws() as same:
+        subscriptions = [(fast, [3], 50), (slow, [4, 3], 2), (same, [3], 50)]
+        for ws, cars, rate in subscriptions:
+            ws.send(json.dumps({"type": "subscribe", "cars": cars, "rate_hz": rate, "map": False}))
+            receive_until(ws, "subscribed", lambda d, cars=cars: d["cars"] == cars)
+        values = {"3": {"speed_kph": 301.0}, "4": {"speed_kph": 99.0}}
+        stack.push({"stream": "raceplane.car_telemetry", "cars": values, "uid": UID})
+        got = {}
+        for ws, *_ in subscriptions:  # an earlier frame may come first: wait for this one
+            pushed = lambda d: d["cars"].get("3", {}).get("speed_kph") == 301.0  # noqa: E731
+            got[ws] = receive_until(ws, "telemetry", pushed)["data"]["cars"]
+    assert set(got[fast]) == set(got[same]) == {"3"} and got[fast] == got[same]
+    assert set(got[slow]) == {"3", "4"} and got[slow]["4"]["speed_kph"] == 99.0
+
+
+def test_status_reports_loop_lag_and_pull_to_send_delay(stack: Stack) -> None:
+    def figures() -> dict:
+        with ModuleClient("127.0.0.1", stack.bridge.port).connect() as client:
+            return client.request("STATUS")["websocket"]
+
+    before = figures()["pull_to_send_ms"]["n"]
+    with stack.ws() as ws:
+        event = {"code": "LGOT", "name": "lights out"}
+        stack.push({"stream": "raceplane.events", "json": event})
+        receive_until(ws, "event", lambda d: d["code"] == "LGOT")
+    wait_until(lambda: figures()["loop_lag_ms"]["n"] >= 3, timeout=15, message="lag probes")
+    status = figures()
+    for name in ("loop_lag_ms", "pull_to_send_ms"):
+        figure = status[name]
+        assert 0 <= figure["p50"] <= figure["p99"] <= figure["max"], name
+    assert status["pull_to_send_ms"]["n"] > before  # the event's send was timed
+
+
 def test_bad_client_messages_get_errors_and_the_connection_lives(stack: Stack) -> None:
     with stack.ws() as ws:
         bad = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from modules.web_bridge.hub import (
     parse_client_message,
     parse_subscription,
 )
-from modules.web_bridge.state import LiveState
+from modules.web_bridge.state import LiveState, TelemetryFrame
 
 LABELS = {s.name: [c.label for c in s.channels] for s in CATALOGUE}
 UID = (7 << 32) | 9
@@ -152,6 +154,27 @@ def test_telemetry_and_positions_per_car() -> None:
     state.on_rows("raceplane.motion", [motion])
     assert state.telemetry([4])["4"]["gear"] == 6
     assert state.positions() == [{"car_index": 4, "x": 10.5, "z": -3.0}]
+
+
+def test_a_telemetry_frame_encodes_each_subscription_as_json_would() -> None:
+    state = live_state("raceplane.car_telemetry", "raceplane.motion", "raceplane.lap_data")
+    state.on_rows("raceplane.lap_data", [lap_frame([4, 9])])
+    values = {4: {"gear": 6, "speed_kph": 250.5}, 9: {"gear": 3, "engine_rpm": 11000}}
+    state.on_rows("raceplane.car_telemetry", [row("raceplane.car_telemetry", values)])
+    motion = {4: {"world_position_x_m": 10.5, "world_position_z_m": -3}}
+    state.on_rows("raceplane.motion", [row("raceplane.motion", motion)])
+    frame = TelemetryFrame.of(12, 1234.5, state)
+    for cars, with_map in [((9, 4), True), ((4,), False), ((), True), ((4, 30), False)]:
+        expected = {"cars": state.telemetry(cars)}
+        if with_map:
+            expected["positions"] = state.positions()
+        decoded = json.loads(frame.message(cars, with_map))
+        assert decoded == {"type": "telemetry", "t": 1234.5, "data": expected}
+    assert json.loads(TelemetryFrame.of(0, None, LiveState()).message((1,), True)) == {
+        "type": "telemetry",
+        "t": None,
+        "data": {"cars": {"1": {}}, "positions": []},
+    }
 
 
 @pytest.mark.parametrize(

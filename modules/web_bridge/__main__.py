@@ -6,6 +6,7 @@ STATUS, RELOAD. Bound beyond 127.0.0.1, writes and /admin need --token (or RACEP
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import sys
@@ -14,6 +15,7 @@ import time
 from typing import Any
 
 import uvicorn
+import uvloop
 
 from dareplane_utils.default_server.server import DefaultServer
 from dareplane_utils.logging.logger import get_logger
@@ -46,7 +48,7 @@ class Bridge:
         self.logger = logger
         self.started = time.monotonic()
         self.feeds = Feeds(self._publish, logger)
-        self.hub = Hub(self._snapshot, self.feeds.telemetry, self.feeds.positions, logger)
+        self.hub = Hub(self._snapshot, lambda: self.feeds.frame, logger)
         self.logs = LogTail(args.log_host, args.log_port, self._publish)
         self.lap_timer = Link("lap_timer", *parse_address(args.lap_timer))
         self.recorder = Link("recorder", *parse_address(args.recorder))
@@ -83,12 +85,18 @@ class Bridge:
         return {**snapshot, "logs": self.logs.recent(50)}
 
     def _serve_http(self) -> None:
-        loop = asyncio.new_event_loop()
+        # uvloop (uvicorn[standard] brings it): every WebSocket send is a transport write, and
+        # with hundreds of clients its cheaper writes and wake-ups are what the loop does most.
+        loop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
         self.hub.loop = loop
+        probe = loop.create_task(self.hub.probe_lag())
         try:
             loop.run_until_complete(self.server.serve())
         finally:
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(probe)
             self.hub.loop = None
             loop.close()
 

@@ -3,7 +3,8 @@
 Two threads: discovery (resolving blocks for a second, so it runs apart) connects a
 StreamWatcher to each stream it has not seen, and the poll loop pulls every watcher every few
 milliseconds, turns new samples into LiveState messages and hands them to `publish`. One lock
-guards the watchers and the state, so HTTP handlers read a consistent picture.
+guards the watchers and the state, so HTTP handlers read a consistent picture; the telemetry
+frame the WebSocket clients get is swapped in whole and read without it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dareplane_utils.stream_watcher.lsl_stream_watcher import (
     StreamWatcher,
 )
 
-from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message
+from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFrame
 
 PREFIX = "raceplane."
 # Ring length per stream: 30 s of a 20 Hz game feed, enough for "samples since t" queries.
@@ -66,6 +67,10 @@ class Feeds:
         self.streams: dict[str, Watched] = {}
         self.telemetry_t: float | None = None  # LSL time of the newest telemetry row
         self.telemetry_seq = 0  # grows with every telemetry row: clients send only news
+        self._moved = 0  # motion rows seen: the map changed
+        # Swapped whole by the poll thread, read without the lock by the event loop: a ticker
+        # must never wait for a poll round.
+        self.frame: TelemetryFrame | None = None
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._discover_loop, name="web-discover", daemon=True),
@@ -145,27 +150,39 @@ class Feeds:
         tower: Message | None = None  # the newest tower not yet sent
         tower_sent = 0.0
         while not self._stop.is_set():
-            messages: list[Message] = []
-            with self.lock:
-                for name, watched in list(self.streams.items()):
-                    try:
-                        messages += self._pull(name, watched)
-                    except StreamLostError as error:
-                        self.logger.warning("%s lost: %s", name, error)
-                        watched.watcher.disconnect()
-                        del self.streams[name]
-            # Gaps change with every LapData frame; a reader needs a few towers a second,
-            # and every client would otherwise get 20 a second.
-            towers = [m for m in messages if m.type == "tower"]
-            if towers:
-                tower = towers[-1]
-                messages = [m for m in messages if m.type != "tower"]
+            # The JSON streams (laps, events, standings) first and out at once: the numeric
+            # ones are 20 streams of hundreds of channels, and a lap should not wait for them.
+            for is_json in (True, False):
+                messages = self._pull_all(is_json)
+                # Gaps change with every LapData frame; a reader needs a few towers a second,
+                # and every client would otherwise get 20 a second.
+                towers = [m for m in messages if m.type == "tower"]
+                if towers:
+                    tower = towers[-1]
+                    messages = [m for m in messages if m.type != "tower"]
+                if messages:
+                    self.publish(messages)
             if tower is not None and time.monotonic() - tower_sent >= TOWER_INTERVAL_S:
-                messages.append(tower)
+                self.publish([tower])
                 tower, tower_sent = None, time.monotonic()
-            if messages:
-                self.publish(messages)
             self._stop.wait(POLL_S)
+
+    def _pull_all(self, is_json: bool) -> list[Message]:
+        messages: list[Message] = []
+        with self.lock:
+            seq, moved = self.telemetry_seq, self._moved
+            for name, watched in list(self.streams.items()):
+                if watched.is_json != is_json:
+                    continue
+                try:
+                    messages += self._pull(name, watched)
+                except StreamLostError as error:
+                    self.logger.warning("%s lost: %s", name, error)
+                    watched.watcher.disconnect()
+                    del self.streams[name]
+            if self.telemetry_seq != seq or self._moved != moved:
+                self.frame = TelemetryFrame.of(self.telemetry_seq, self.telemetry_t, self.state)
+        return messages
 
     def _pull(self, name: str, watched: Watched) -> list[Message]:
         n = watched.watcher.update()
@@ -174,15 +191,22 @@ class Feeds:
         watched.samples += n
         if n > RING_SAMPLES:  # a burst larger than the ring between two polls
             watched.overrun += n - RING_SAMPLES
-        data, stamps = watched.watcher.last(min(n, RING_SAMPLES))
-        watched.last_t = float(stamps[-1])
-        if name not in NUMERIC_FIELDS and name not in JSON_STREAMS:
-            return []
         if not watched.is_json:
+            # Only the newest row makes the picture: copying the burst would cost for nothing.
+            data, stamps = watched.watcher.last(1)
+            watched.last_t = float(stamps[-1])
+            if name not in NUMERIC_FIELDS:
+                return []
             if name == "raceplane.car_telemetry":
                 self.telemetry_t = watched.last_t
                 self.telemetry_seq += n
-            return self.state.on_rows(name, data)
+            elif name == "raceplane.motion":
+                self._moved += n
+            return self.state.on_rows(name, data, n)
+        data, stamps = watched.watcher.last(min(n, RING_SAMPLES))
+        watched.last_t = float(stamps[-1])
+        if name not in JSON_STREAMS:
+            return []
         messages = []
         for text in data[:, 0]:
             try:
@@ -258,14 +282,6 @@ class Feeds:
                 "t": [float(t) for t in stamps[-limit:]],
                 "values": _plain(column) if not watched.is_json else [str(v) for v in column],
             }
-
-    def telemetry(self, cars: list[int]) -> tuple[int, float | None, dict[str, Any]]:
-        with self.lock:
-            return self.telemetry_seq, self.telemetry_t, self.state.telemetry(cars)
-
-    def positions(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return self.state.positions()
 
 
 def _plain(values: np.ndarray) -> list[float | None]:

@@ -8,6 +8,7 @@ late gets a complete snapshot. Tested without sockets or LSL.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -300,13 +301,17 @@ class LiveState:
         if fields is not None:
             self._plans[stream] = ColumnPlan(labels, fields)
 
-    def on_rows(self, stream: str, rows: Sequence[Sequence[float]]) -> list[Message]:
-        """New rows of a numeric stream; only the newest matters for the picture."""
+    def on_rows(
+        self, stream: str, rows: Sequence[Sequence[float]], count: int | None = None
+    ) -> list[Message]:
+        """New rows of a numeric stream; only the newest matters for the picture.
+
+        `count` says how many rows arrived when the caller passes only the newest."""
         plan = self._plans.get(stream)
         if plan is None or len(rows) == 0:
             return []
         row = rows[-1]
-        self.frames[stream] = self.frames.get(stream, 0) + len(rows)
+        self.frames[stream] = self.frames.get(stream, 0) + (count or len(rows))
         cars = plan.cars(row)
         if stream == "raceplane.lap_data":
             self.session_uid = plan.session_uid(row) or self.session_uid
@@ -457,6 +462,32 @@ class LiveState:
             "positions": self.positions(),
             "outline": self.outline,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryFrame:
+    """The live telemetry of every car and the map, each encoded once for every client.
+
+    A client's telemetry message is then a join of the pieces it subscribed to, not a
+    serialisation of its own: the per-message cost stays flat as clients are added."""
+
+    seq: int
+    t: float | None
+    cars: tuple[str, ...]  # JSON object text per car index
+    positions: str  # JSON list text
+
+    @classmethod
+    def of(cls, seq: int, t: float | None, state: LiveState) -> TelemetryFrame:
+        cars = tuple(json.dumps(live.telemetry, separators=(",", ":")) for live in state.cars)
+        return cls(seq, t, cars, json.dumps(state.positions(), separators=(",", ":")))
+
+    def message(self, cars: Sequence[int], with_map: bool) -> str:
+        """The `telemetry` message for one subscription (the same text `json.dumps` gives)."""
+        chosen = ",".join(f'"{i}":{self.cars[i]}' for i in cars if 0 <= i < CARS)
+        where = f',"positions":{self.positions}' if with_map else ""
+        return (
+            f'{{"type":"telemetry","t":{json.dumps(self.t)},"data":{{"cars":{{{chosen}}}{where}}}}}'
+        )
 
 
 def _row_times(row: dict[str, Any]) -> dict[str, Any]:

@@ -15,11 +15,19 @@ function fit(canvas) {
   return { ctx, width, height };
 }
 
+// The map and the traces only change their data here; `draw()` is the caller's to schedule
+// (once per animation frame), so a message never waits behind a redraw.
 export class TrackMap {
   constructor(canvas) {
     this.canvas = canvas;
     this.outline = []; // the bridge's: the path of one car, drawn as the circuit
     this.cars = [];
+    this.bounds = [Infinity, -Infinity, Infinity, -Infinity];
+    this.styleOf = () => ({});
+    // The circuit is thousands of wide round-joined segments: drawn once into its own canvas
+    // and copied each frame, redrawn only when it or the scale changes.
+    this.track = document.createElement("canvas");
+    this.trackKey = "";
   }
 
   setOutline(points, start = 0) {
@@ -30,11 +38,11 @@ export class TrackMap {
   update(positions, styleOf) {
     this.cars = positions;
     this.styleOf = styleOf;
-    this.draw();
   }
 
   reset() {
     this.outline = [];
+    this.bounds = [Infinity, -Infinity, Infinity, -Infinity];
   }
 
   draw() {
@@ -42,11 +50,14 @@ export class TrackMap {
     ctx.clearRect(0, 0, width, height);
     const points = this.outline.concat(this.cars);
     if (!points.length) return;
-    let [minX, maxX, minZ, maxZ] = [Infinity, -Infinity, Infinity, -Infinity];
+    // The view only grows (until a reset): once the circuit is known the scale holds still,
+    // and so does the cached circuit layer.
+    let [minX, maxX, minZ, maxZ] = this.bounds;
     for (const p of points) {
       minX = Math.min(minX, p.x); maxX = Math.max(maxX, p.x);
       minZ = Math.min(minZ, p.z); maxZ = Math.max(maxZ, p.z);
     }
+    this.bounds = [minX, maxX, minZ, maxZ];
     const pad = 24;
     const scale = Math.min((width - 2 * pad) / (maxX - minX || 1), (height - 2 * pad) / (maxZ - minZ || 1));
     const ox = (width - (maxX - minX) * scale) / 2;
@@ -54,16 +65,25 @@ export class TrackMap {
     const sx = (x) => ox + (x - minX) * scale;
     const sz = (z) => oz + (z - minZ) * scale;
     if (this.outline.length > 1) {
-      ctx.lineJoin = "round";
-      ctx.lineCap = "round";
-      ctx.strokeStyle = "#2b313c";
-      ctx.lineWidth = 12;
-      ctx.beginPath();
-      this.outline.forEach((p, i) => (i ? ctx.lineTo(sx(p.x), sz(p.z)) : ctx.moveTo(sx(p.x), sz(p.z))));
-      ctx.stroke();
-      ctx.strokeStyle = "#4a5362";
-      ctx.lineWidth = 2;
-      ctx.stroke();
+      const key = [this.canvas.width, this.canvas.height, minX, maxX, minZ, maxZ, this.outline.length].join();
+      if (key !== this.trackKey) {
+        this.trackKey = key;
+        this.track.width = this.canvas.width;
+        this.track.height = this.canvas.height;
+        const layer = this.track.getContext("2d");
+        layer.setTransform(this.canvas.width / width, 0, 0, this.canvas.height / height, 0, 0);
+        layer.lineJoin = "round";
+        layer.lineCap = "round";
+        layer.strokeStyle = "#2b313c";
+        layer.lineWidth = 12;
+        layer.beginPath();
+        this.outline.forEach((p, i) => (i ? layer.lineTo(sx(p.x), sz(p.z)) : layer.moveTo(sx(p.x), sz(p.z))));
+        layer.stroke();
+        layer.strokeStyle = "#4a5362";
+        layer.lineWidth = 2;
+        layer.stroke();
+      }
+      ctx.drawImage(this.track, 0, 0, width, height);
     }
     const radius = Math.max(7, Math.min(13, width / 70));
     ctx.font = `700 ${Math.round(radius * 1.05)}px system-ui, sans-serif`;
@@ -103,7 +123,6 @@ export class Traces {
 
   clear() {
     this.samples = [];
-    this.draw();
   }
 
   push(t, values) {
@@ -112,7 +131,6 @@ export class Traces {
     if (last && t < last.t) this.samples = []; // the clock went back: a new source
     this.samples.push({ t, values });
     while (this.samples.length && this.samples[0].t < t - this.windowS) this.samples.shift();
-    this.draw();
   }
 
   draw() {

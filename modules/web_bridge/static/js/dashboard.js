@@ -19,6 +19,18 @@ const view = {
 const map = new TrackMap($("#map"));
 const traces = new Traces($("#traces"));
 
+// Canvases redraw at most once per animation frame, after the messages of that frame have
+// updated the DOM: 20 Hz telemetry and a lap arriving together cost one draw, and the lap's
+// row never waits behind one.
+const stale = new Set();
+function redraw(...canvases) {
+  if (!stale.size) requestAnimationFrame(() => {
+    for (const canvas of stale) canvas.draw();
+    stale.clear();
+  });
+  for (const canvas of canvases) stale.add(canvas);
+}
+
 function colourOf(carIndex) {
   const row = view.tower.find((r) => r.car_index === carIndex);
   const team = row ? row.team : (view.drivers.get(carIndex) || {}).team;
@@ -122,6 +134,7 @@ function select(carIndex) {
   if (carIndex === null || carIndex === undefined || carIndex === view.selected) return;
   view.selected = carIndex;
   traces.clear();
+  redraw(traces);
   $("#car-select").value = String(carIndex);
   live.subscribe([carIndex]);
   for (const tr of $("#tower tbody").children) tr.classList.toggle("selected", tr.dataset.car === String(carIndex));
@@ -174,10 +187,12 @@ function renderTelemetry(data, message) {
       const row = view.tower.find((r) => r.car_index === car);
       return { colour: colourOf(car), position: row ? row.position : null, selected: car === view.selected };
     });
+    redraw(map);
   }
   const values = data.cars && data.cars[String(view.selected)];
   if (values && Object.keys(values).length) {
     traces.push(message.t, values);
+    redraw(traces);
     $("#trace-now").textContent = `${Math.round(values.speed_kph)} km/h · gear ${values.gear} · ${Math.round(values.engine_rpm)} rpm`;
   }
 }
@@ -187,6 +202,7 @@ const live = new Live(
     snapshot(data) {
       map.reset();
       map.setOutline(data.outline || []);
+      redraw(map);
       renderSession(data.session);
       for (const d of data.drivers || []) view.drivers.set(d.car_index, d);
       renderTower(data.tower);
@@ -199,13 +215,13 @@ const live = new Live(
       (data.logs || []).forEach(renderLog);
     },
     session(data) {
-      if (view.sessionUid && data.session_uid !== view.sessionUid) map.reset();
+      if (view.sessionUid && data.session_uid !== view.sessionUid) { map.reset(); redraw(map); }
       view.sessionUid = data.session_uid;
       renderSession(data);
     },
     drivers(data) { for (const d of data) view.drivers.set(d.car_index, d); },
     tower: renderTower,
-    outline: (piece) => map.setOutline(piece.points, piece.start),
+    outline: (piece) => { map.setOutline(piece.points, piece.start); redraw(map); },
     standings: renderBoard,
     lap: renderLap,
     event: renderEvent,
@@ -220,4 +236,4 @@ const live = new Live(
 );
 
 $("#car-select").addEventListener("change", (e) => select(Number(e.target.value)));
-window.addEventListener("resize", () => { map.draw(); traces.draw(); });
+window.addEventListener("resize", () => redraw(map, traces));
