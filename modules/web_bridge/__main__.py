@@ -112,7 +112,11 @@ class Bridge:
             raise OSError(f"HTTP server did not start on {where}")
 
     def stop(self) -> None:
+        # Ask every part to stop before waiting on any, so their waits (a resolve or a stream
+        # being opened in the feed, a read in the log tail, the HTTP server's shutdown) overlap.
         self.server.should_exit = True
+        self.logs.request_stop()
+        self.feeds.request_stop()
         self._thread.join(timeout=10)
         self.logs.stop()
         self.feeds.stop()

@@ -81,8 +81,12 @@ class Feeds:
         for thread in self._threads:
             thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Tell the threads to finish, without waiting for them (see stop)."""
         self._stop.set()
+
+    def stop(self) -> None:
+        self.request_stop()
         for thread in self._threads:
             thread.join(timeout=5)
         with self.lock:

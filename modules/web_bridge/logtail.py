@@ -44,8 +44,12 @@ class LogTail:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Tell the thread to finish, without waiting for it (see stop)."""
         self._stop.set()
+
+    def stop(self) -> None:
+        self.request_stop()
         self._thread.join(timeout=5)
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
