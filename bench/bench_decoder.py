@@ -182,9 +182,36 @@ def exit_seconds(how: str, runs: int = 3) -> float:
     return statistics.median(times)
 
 
+FLOOD_SENDERS = 3  # processes: one Python sender tops out near 100k datagrams/s
+FLOOD_RATE = 200_000  # garbage datagrams/s in all, the issue's flood
+
+
+def _send_garbage(target: tuple[str, int], rate: float, stop, counter) -> None:
+    """One flood process: random and truncated datagrams at `rate`, paced in bursts."""
+    from modules.f1_udp import PacketId, new_packet
+
+    valid = new_packet(2025, PacketId.LAP_DATA)
+    garbage = [os.urandom(n) for n in (3, 40, 200, 1284, 1500)] + [valid.tobytes()[:-1]]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 0
+    start = time.perf_counter()
+    while not stop.is_set():
+        for payload in garbage * 100:
+            try:
+                sock.sendto(payload, target)
+                sent += 1
+            except OSError:
+                pass
+        ahead = sent / rate - (time.perf_counter() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+    with counter.get_lock():
+        counter.value += sent
+
+
 def flood(seconds: float = 3.0) -> dict[str, float]:
-    """Garbage as fast as this process can send it, valid LapData at 60 Hz in between."""
-    import threading
+    """FLOOD_RATE garbage datagrams/s from several processes, valid LapData at 60 Hz between."""
+    import multiprocessing
 
     from dareplane_utils.client.module_client import ModuleClient
     from dareplane_utils.testing import wait_until
@@ -193,33 +220,33 @@ def flood(seconds: float = 3.0) -> dict[str, float]:
     process, udp_port, tcp_port = decoder_process()
     target = ("127.0.0.1", udp_port)
     valid = new_packet(2025, PacketId.LAP_DATA)
-    garbage = [os.urandom(n) for n in (3, 40, 200, 1284, 1500)] + [valid.tobytes()[:-1]]
+    stop = multiprocessing.Event()
+    counter = multiprocessing.Value("q", 0)
+    senders = [
+        multiprocessing.Process(
+            target=_send_garbage,
+            args=(target, FLOOD_RATE / FLOOD_SENDERS, stop, counter),
+            daemon=True,
+        )
+        for _ in range(FLOOD_SENDERS)
+    ]
     sent = [0]
-    stop = threading.Event()
-
-    def send_garbage() -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        while not stop.is_set():
-            for payload in garbage:
-                try:
-                    sock.sendto(payload, target)
-                    sent[0] += 1
-                except OSError:
-                    pass
 
     try:
         client = ModuleClient("127.0.0.1", tcp_port, timeout=10).connect(retries=300)
-        thread = threading.Thread(target=send_garbage, daemon=True)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         start = time.perf_counter()
-        thread.start()
+        for sender in senders:
+            sender.start()
         frames = int(seconds * 60)
         for frame in range(1, frames + 1):
             fill_header(valid, session_uid=1, session_time=frame / 60, frame_identifier=frame)
             sock.sendto(valid.tobytes(), target)
             time.sleep(1 / 60)
         stop.set()
-        thread.join()
+        for sender in senders:
+            sender.join()
+        sent[0] = counter.value
         rate = sent[0] / (time.perf_counter() - start)
         fill_header(valid, session_uid=1, session_time=99.0, frame_identifier=frames + 1)
         sock.sendto(valid.tobytes(), target)
@@ -275,7 +302,8 @@ def main() -> int:
     )
     f = flood()
     print_table(
-        "garbage flood (one Python sender, as fast as it goes) with valid LapData at 60 Hz",
+        f"garbage flood (aimed at {FLOOD_RATE:,}/s from {FLOOD_SENDERS} processes) with valid "
+        "LapData at 60 Hz",
         ["garbage/s sent", "garbage sent", "rejects counted", "valid sent", "valid decoded",
          "valid lost (frame gaps)"],
         [[f["garbage_per_s"], f["garbage_sent"], f["rejected"], f["valid_sent"],
