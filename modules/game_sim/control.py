@@ -23,21 +23,10 @@ from modules.game_sim.sender import Counters, Pace, send_paced
 
 
 @dataclass
-class Settings:
-    """Everything START accepts; the command line sets the defaults, START overrides them."""
+class Settings(SessionOptions):
+    """Everything START accepts: the session's options and how to send it. The command line
+    sets the defaults, START overrides them."""
 
-    session: str = "race"
-    track: str = "monza"
-    laps: int = 5
-    cars: int = 20
-    rate: int = 20
-    seed: int = 1
-    retirements: int = 0
-    safety_car: bool = False
-    flashback_at_s: float = 0.0
-    flashback_s: float = 10.0
-    red_flag_at_lap: int = 0
-    late_joiners: int = 0
     format: int = 2025
     speed: float = 1.0
     flat_out: bool = False
@@ -57,20 +46,7 @@ class Settings:
         return Settings(**values)
 
     def session_options(self) -> SessionOptions:
-        return SessionOptions(
-            session=self.session,
-            track=self.track,
-            laps=self.laps,
-            cars=self.cars,
-            rate=self.rate,
-            seed=self.seed,
-            retirements=self.retirements,
-            safety_car=self.safety_car,
-            flashback_at_s=self.flashback_at_s,
-            flashback_s=self.flashback_s,
-            red_flag_at_lap=self.red_flag_at_lap,
-            late_joiners=self.late_joiners,
-        )
+        return SessionOptions(**{f.name: getattr(self, f.name) for f in fields(SessionOptions)})
 
 
 def _coerce(name: str, kind: type, value: Any) -> Any:
