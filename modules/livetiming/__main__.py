@@ -5,15 +5,13 @@ publish?, timeout?, append?}, REPLAY {paths, speed? | flat_out?, wait_s?}, STOP,
 
 from __future__ import annotations
 
-import os
 import sys
 
 from dareplane_utils.default_server.server import DefaultServer
 from dareplane_utils.logging.logger import get_logger
 from dareplane_utils.module_cli import module_parser, parse_module_args
 
-from .cli import TOKEN_ENV
-from .client import F1_HUB, ClientOptions
+from .client import ClientOptions, add_connection_options
 from .publish import Publisher
 from .service import LiveTiming
 
@@ -22,12 +20,7 @@ PORT = 8106
 
 def main(argv: list[str] | None = None) -> int:
     parser = module_parser("livetiming", PORT, __doc__)
-    parser.add_argument("--url", default=F1_HUB, help="the SignalR Core hub SAVE connects to")
-    parser.add_argument(
-        "--token",
-        default=os.environ.get(TOKEN_ENV),
-        help=f"access token for CarData.z and Position.z (env {TOKEN_ENV})",
-    )
+    add_connection_options(parser)
     parser.add_argument(
         "--timeout", type=float, default=0.0, help="SAVE ends after S s without data (0: never)"
     )
@@ -37,18 +30,6 @@ def main(argv: list[str] | None = None) -> int:
         default=5.0,
         help="publishing first waits up to S s for readers of the lap timer's streams",
     )
-    parser.add_argument(
-        "--rollover-min",
-        type=float,
-        default=115.0,
-        help="connect afresh into a new file after this many minutes (the server ends at 120)",
-    )
-    parser.add_argument("--backoff-s", type=float, default=1.0, help="first reconnect delay")
-    parser.add_argument("--backoff-max-s", type=float, default=30.0, help="longest reconnect delay")
-    parser.add_argument(
-        "--server-timeout-s", type=float, default=30.0, help="a silent server is gone after this"
-    )
-    parser.add_argument("--ping-interval-s", type=float, default=15.0)
     args = parse_module_args(parser, argv)
     logger = get_logger("livetiming", log_host=args.log_host, log_port=args.log_port)
     options = ClientOptions(

@@ -21,13 +21,11 @@ from typing import Any
 from dareplane_utils.logging.logger import get_logger
 from dareplane_utils.module_cli import ConfigError, load_toml
 
-from .client import F1_HUB, ClientOptions
+from .client import ClientOptions, add_connection_options
 from .publish import Publisher
 from .replay import replay
 from .saving import Saver, save_to, wait_for_readers
 from .topics import TOPICS
-
-TOKEN_ENV = "RACEPLANE_F1_TOKEN"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,12 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument(
         "--timeout", type=float, default=60.0, help="exit after S seconds without data (0: never)"
     )
-    save.add_argument("--url", default=F1_HUB, help="the SignalR Core hub")
-    save.add_argument(
-        "--token",
-        default=os.environ.get(TOKEN_ENV),
-        help=f"access token for the topics that need one (env {TOKEN_ENV})",
-    )
+    add_connection_options(save)
     save.add_argument("--topics", nargs="+", default=list(TOPICS), metavar="TOPIC")
     save.add_argument("--publish", action="store_true", help="also publish on raceplane.* streams")
     save.add_argument(
@@ -63,18 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --publish: first wait up to S s for readers of the lap timer's streams",
     )
-    save.add_argument(
-        "--rollover-min",
-        type=float,
-        default=115.0,
-        help="connect afresh into a new file after this many minutes (the server ends at 120)",
-    )
-    save.add_argument("--backoff-s", type=float, default=1.0, help="first reconnect delay")
-    save.add_argument("--backoff-max-s", type=float, default=30.0, help="longest reconnect delay")
-    save.add_argument(
-        "--server-timeout-s", type=float, default=30.0, help="a silent server is gone after this"
-    )
-    save.add_argument("--ping-interval-s", type=float, default=15.0)
 
     rep = sub.add_parser("replay", help="publish saved files on raceplane.* streams")
     rep.add_argument("files", type=Path, nargs="+", help="one session's files, any order")

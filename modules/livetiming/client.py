@@ -13,9 +13,11 @@ afresh itself. The protocol proper is in signalr.py; this file is the sockets an
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 import urllib.error
@@ -32,6 +34,29 @@ from .topics import TOPICS
 from .websocket import WebSocket, WebSocketClosed
 
 F1_HUB = "https://livetiming.formula1.com/signalrcore"
+TOKEN_ENV = "RACEPLANE_F1_TOKEN"
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """The feed connection's options, shared by the module and `raceplane livetiming save`."""
+    parser.add_argument("--url", default=F1_HUB, help="the SignalR Core hub")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"access token for CarData.z and Position.z (env {TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--rollover-min",
+        type=float,
+        default=115.0,
+        help="connect afresh into a new file after this many minutes (the server ends at 120)",
+    )
+    parser.add_argument("--backoff-s", type=float, default=1.0, help="first reconnect delay")
+    parser.add_argument("--backoff-max-s", type=float, default=30.0, help="longest reconnect delay")
+    parser.add_argument(
+        "--server-timeout-s", type=float, default=30.0, help="a silent server is gone after this"
+    )
+    parser.add_argument("--ping-interval-s", type=float, default=15.0)
 
 
 class ConnectFailed(ConnectionError):
