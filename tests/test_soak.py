@@ -28,11 +28,13 @@ WARM_UP = 0.25  # of the race: caches, rings and inlets fill up first
 MAX_RSS_GROWTH_MB = 25.0
 MAX_FD_GROWTH = 2
 MAX_THREAD_GROWTH = 2
-# Found by this soak, reported, not yet fixed: the test fails on any other growth.
-KNOWN_GROWTH = {
-    "lap_timer": "modules/lap_timer grows ~5 MB per lap at 60 Hz x 22 cars (222 -> 314 MB over "
-    "laps 6-22 of a 22-lap race); cause not yet found",
-}
+SAMPLE_EVERY_S = 5.0
+# liblsl's inlet watchdog re-resolves a stream that has sent nothing for 15 s (every 15 s:
+# FinalClassification until the flag, Events between incidents), holding up to 4 resolver
+# sockets for ~1.3 s. A process's descriptors are counted as the least of reads spread over
+# longer than that: such a spike is skipped, a leaked descriptor is in every read.
+FD_WINDOW_S = 3.0
+FD_READS = 7
 FIELDS = ("lap_time_ms", "sector_ms", "valid", "pit_in", "pit_out")
 
 pytestmark = [
@@ -62,6 +64,18 @@ class Usage:
         )
 
 
+def settled_fds(names: dict[int, str]) -> dict[int, int]:
+    """Each process's open file descriptors, the least of FD_READS over FD_WINDOW_S."""
+    fewest: dict[int, int] = {}
+    for read in range(FD_READS):
+        if read:
+            time.sleep(FD_WINDOW_S / (FD_READS - 1))
+        for pid in names:
+            count = psutil.Process(pid).num_fds()
+            fewest[pid] = min(count, fewest.get(pid, count))
+    return fewest
+
+
 def test_long_race_at_60_hz_keeps_every_process_flat_and_every_lap(tmp_path: Path) -> None:
     files = demo_setup(tmp_path, autostart=False)
     stack = Stack.start(files)
@@ -81,21 +95,22 @@ def test_long_race_at_60_hz_keeps_every_process_flat_and_every_lap(tmp_path: Pat
         while True:
             status = stack.direct("game_sim", "STATUS")
             fraction = (status["lap"] or 0) / LAPS
-            for pid, name in names.items():
-                try:
+            try:
+                fds = settled_fds(names)
+                for pid, name in names.items():
                     process = psutil.Process(pid)
                     sample = (
                         fraction,
                         process.memory_info().rss / 1e6,
-                        process.num_fds(),
+                        fds[pid],
                         process.num_threads(),
                     )
-                except psutil.NoSuchProcess:
-                    pytest.fail(f"{name} (pid {pid}) died during the soak")
-                usage.setdefault(pid, Usage(name)).samples.append(sample)
+                    usage.setdefault(pid, Usage(name)).samples.append(sample)
+            except psutil.NoSuchProcess as error:
+                pytest.fail(f"{names[error.pid]} (pid {error.pid}) died during the soak")
             if status["finished"]:
                 break
-            time.sleep(5)
+            time.sleep(SAMPLE_EVERY_S - FD_WINDOW_S)
         elapsed = time.monotonic() - began
 
         truth = stack.truth()
@@ -108,10 +123,13 @@ def test_long_race_at_60_hz_keeps_every_process_flat_and_every_lap(tmp_path: Pat
                 break
             time.sleep(1)
         decoder = stack.direct("telemetry_decoder", "STATUS")
+        inputs = stack.direct("lap_timer", "STATUS")["inputs"]
 
         received, drops = decoder["received"], decoder["drops_detected"]
         print(f"\nsoak: {LAPS} laps at 60 Hz x{SPEED:g} in {elapsed:.0f} s, {received} datagrams, "
               f"drops detected {drops}")  # fmt: skip
+        print(f"lap timer: samples {inputs['samples']}, lost {inputs['lost']}, "
+              f"queued {inputs['queued']}")  # fmt: skip
         print("process            rss MB at 25%, 50%, 75%, end of race   fds    threads")
         for item in usage.values():
             rss = [item.at(f)[1] for f in (0.25, 0.5, 0.75)] + [item.samples[-1][1]]
@@ -126,12 +144,13 @@ def test_long_race_at_60_hz_keeps_every_process_flat_and_every_lap(tmp_path: Pat
         grown = {}
         for item in usage.values():
             rss, fds, threads = item.growth()
-            assert fds <= MAX_FD_GROWTH, f"{item.name} file descriptors grew by {fds}"
+            assert fds <= MAX_FD_GROWTH, (
+                f"{item.name} file descriptors grew by {fds}: "
+                + ", ".join(f"{f:.2f}: {n}" for f, _, n, _ in item.samples if f >= WARM_UP)
+            )
             assert threads <= MAX_THREAD_GROWTH, f"{item.name} threads grew by {threads}"
             if rss > MAX_RSS_GROWTH_MB:
                 grown[item.name] = round(rss, 1)
-        assert set(grown) <= set(KNOWN_GROWTH), f"memory grew (MB): {grown}"
-        if grown:
-            pytest.xfail(f"memory grew (MB): {grown}: " + "; ".join(KNOWN_GROWTH[n] for n in grown))
+        assert grown == {}, f"memory grew (MB): {grown}"
     finally:
         stack.close()

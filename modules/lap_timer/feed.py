@@ -104,6 +104,8 @@ class Feed:
             "samples": dict(self.samples),
             "rejected": {k: v for k, v in self.rejected.items() if v},
             "lost": {k: v for k, v in self.lost.items() if v},
+            # Pulled chunks the work thread has not taken yet: growing means it falls behind.
+            "queued": self._arrived.qsize(),
         }
 
     def _find(self, name: str) -> None:
@@ -169,6 +171,8 @@ class Feed:
             data, stamps = watcher.last(n)
             if name in self._columns:
                 data = data[:, self._columns[name]]
+            else:
+                _release(watcher, n)
             self._arrived.put((name, data, stamps))
             self.samples[name] += n
             pulled += n
@@ -203,6 +207,17 @@ class Feed:
     def _refused(self, name: str, error: Exception) -> None:
         self.rejected[name] += 1
         self.logger.warning("%s: sample refused: %s", name, error)
+
+
+def _release(watcher: StreamWatcher, n: int) -> None:
+    """Drop the ring's references to the newest `n` strings, which have just been taken.
+
+    A JSON ring otherwise keeps every string it held until it wraps: at the game's rates a
+    ring of Session (~19 kB, 2/s) and SessionHistory (~13 kB, 20/s) texts grew by megabytes a
+    lap for most of a race. Taken once, they are only needed in the work queue.
+    """
+    size = len(watcher.buffer)
+    watcher.buffer[(watcher.curr_i - n + np.arange(n)) % size] = ""
 
 
 def _json(row: Any) -> dict[str, Any]:
