@@ -33,8 +33,8 @@ PREFIX = "raceplane."
 RING_SAMPLES = 600
 POLL_S = 0.005
 TOWER_INTERVAL_S = 0.25
-DISCOVER_S = 2.0
-RESOLVE_WAIT_S = 1.0
+DISCOVER_S = 1.0  # how often discovery looks at what the resolver knows
+FORGET_S = 5.0  # a stream not heard from for this long drops out of discovery's view
 CONNECT_TIMEOUT_S = 5.0  # a loaded machine can take seconds to answer an inlet's first call
 
 
@@ -106,9 +106,13 @@ class Feeds:
     # ---- discovery -------------------------------------------------------------------------
 
     def _discover_loop(self) -> None:
+        # One resolver for the bridge's life: it keeps its sockets and its view of the streams
+        # current in the background, where a fresh resolve per round would open and close
+        # sockets every few seconds.
+        resolver = pylsl.ContinuousResolver(forget_after=FORGET_S)
         while not self._stop.is_set():
             try:
-                infos = pylsl.resolve_streams(wait_time=RESOLVE_WAIT_S)
+                infos = resolver.results()
             except Exception as error:  # liblsl hiccup: try again next round
                 self.logger.warning("resolving LSL streams failed: %s", error)
                 infos = []
