@@ -20,6 +20,7 @@ demo: $(INSTALLED)
 	$(VENV)/bin/raceplane up configs/demo.toml
 
 test: $(INSTALLED)
+	bash .ci/system-deps
 	$(PY) -m pytest
 
 bench: $(INSTALLED)
