@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,3 +73,27 @@ def spawn() -> Iterator:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+@pytest.fixture
+def start_lap_timer(spawn) -> Callable[..., subprocess.Popen]:
+    """Start a lap timer process: (port, db, *extra args) -> Popen.
+
+    Its log goes to a file beside the database: a pipe nobody reads would fill and stall it.
+    """
+
+    def start(port: int, db: Path, *args: str) -> subprocess.Popen:
+        log = open(db.with_suffix(".log"), "a")  # noqa: SIM115 (the child holds it open)
+        return spawn(
+            "modules.lap_timer",
+            "--port",
+            str(port),
+            "--db",
+            str(db),
+            "--log-port",
+            str(free_port()),
+            *args,
+            stdout=log,
+        )
+
+    return start

@@ -60,23 +60,8 @@ def decoder(spawn):
     return Decoder(process)
 
 
-def start_timer(spawn, port: int, db) -> subprocess.Popen:
-    # Its log goes to a file beside the database: a pipe nobody reads would fill and stall it.
-    log = open(db.with_suffix(".log"), "a")  # noqa: SIM115 (the child holds it open)
-    return spawn(
-        "modules.lap_timer",
-        "--port",
-        str(port),
-        "--db",
-        str(db),
-        "--log-port",
-        str(free_port()),
-        "--custom-points",
-        "league=3,2,1",
-        "--points-table",
-        "league",
-        stdout=log,
-    )
+# Standings with a custom league table, as a league would configure it.
+LEAGUE_POINTS = ("--custom-points", "league=3,2,1", "--points-table", "league")
 
 
 def json_rows(watcher: StreamWatcher) -> list[dict]:
@@ -88,9 +73,9 @@ def json_rows(watcher: StreamWatcher) -> list[dict]:
     return [json.loads(row[0]) for row in data]
 
 
-def test_race_through_lsl_commands_and_restart(spawn, decoder, tmp_path):
+def test_race_through_lsl_commands_and_restart(start_lap_timer, decoder, tmp_path):
     port, db = free_port(), tmp_path / "timer.sqlite3"
-    timer = start_timer(spawn, port, db)
+    timer = start_lap_timer(port, db, *LEAGUE_POINTS)
     client = ModuleClient("127.0.0.1", port, timeout=10).connect(retries=200, interval=0.05)
     laps_in = StreamWatcher("raceplane.laps", buffer_size_samples=100)
     laps_in.connect_to_stream(timeout=10)
@@ -170,7 +155,7 @@ def test_race_through_lsl_commands_and_restart(spawn, decoder, tmp_path):
     assert timer.wait(timeout=20) == 0
     client.close()
 
-    again = start_timer(spawn, port, db)
+    again = start_lap_timer(port, db, *LEAGUE_POINTS)
     client = ModuleClient("127.0.0.1", port, timeout=10).connect(retries=200, interval=0.05)
     assert client.request("GET_LAPS", {"session_uid": str(UID)}) == sorted(
         laps, key=lambda lap: (lap["car_index"], lap["lap"])

@@ -129,24 +129,12 @@ def test_launched_from_a_setup_file_it_saves_the_feed_and_says_how_it_goes(tmp_p
             process.stdout.close()
 
 
-def start_timer(spawn, port: int, db: Path):
-    log = open(db.with_suffix(".log"), "a")  # noqa: SIM115 (the child holds it open)
-    return spawn(
-        "modules.lap_timer",
-        "--port",
-        str(port),
-        "--db",
-        str(db),
-        "--log-port",
-        str(free_port()),
-        stdout=log,
-    )
-
-
-def replay_into_a_lap_timer(spawn, live: ModuleClient, race, path: Path, db: Path, how: dict):
+def replay_into_a_lap_timer(
+    start_lap_timer, live: ModuleClient, race, path: Path, db: Path, how: dict
+):
     """Every lap the lap timer takes from one replay (without row ids), and its standings."""
     port = free_port()
-    timer = start_timer(spawn, port, db)
+    timer = start_lap_timer(port, db)
     with connect(port) as client:
         if live.request("STATUS")["published"]:
             # The outlets are there from the first replay on, and a reader that has just left
@@ -188,7 +176,9 @@ def replay_into_a_lap_timer(spawn, live: ModuleClient, race, path: Path, db: Pat
     return [{k: v for k, v in lap.items() if k != "id"} for lap in laps], table
 
 
-def test_a_flat_out_replay_gives_the_lap_timer_what_a_paced_one_gives(spawn, tmp_path):
+def test_a_flat_out_replay_gives_the_lap_timer_what_a_paced_one_gives(
+    spawn, start_lap_timer, tmp_path
+):
     race = synthetic_race()
     path = save(tmp_path / "race.txt", race)
     port = free_port()
@@ -204,10 +194,10 @@ def test_a_flat_out_replay_gives_the_lap_timer_what_a_paced_one_gives(spawn, tmp
     )
     with connect(port) as live:
         flat, flat_table = replay_into_a_lap_timer(
-            spawn, live, race, path, tmp_path / "flat.sqlite3", {"flat_out": True}
+            start_lap_timer, live, race, path, tmp_path / "flat.sqlite3", {"flat_out": True}
         )
         paced, paced_table = replay_into_a_lap_timer(
-            spawn, live, race, path, tmp_path / "paced.sqlite3", {"speed": 100}
+            start_lap_timer, live, race, path, tmp_path / "paced.sqlite3", {"speed": 100}
         )
         published = live.request("STATUS")["published"]
         live.send("CLOSE")

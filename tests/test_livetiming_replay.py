@@ -97,28 +97,16 @@ def test_replay_refuses_undecodable_messages_and_goes_on(tmp_path):
     assert report.messages == len(race.state) + len(feed)
 
 
-def start_timer(spawn, port: int, db: Path):
-    log = open(db.with_suffix(".log"), "a")  # noqa: SIM115 (the child holds it open)
-    return spawn(
-        "modules.lap_timer",
-        "--port",
-        str(port),
-        "--db",
-        str(db),
-        "--log-port",
-        str(free_port()),
-        stdout=log,
-    )
-
-
-def test_a_replay_of_overlapping_files_shows_laps_and_standings_in_the_lap_timer(spawn, tmp_path):
+def test_a_replay_of_overlapping_files_shows_laps_and_standings_in_the_lap_timer(
+    start_lap_timer, spawn, tmp_path
+):
     race = synthetic_race()
     # Two recordings of one race that overlap by a fifth, given in the wrong order.
     cut = len(race.feed) * 3 // 5
     first = save(tmp_path / "part1.txt", race, race.feed[:cut])
     second = save(tmp_path / "part2.txt", race, race.feed[cut - len(race.feed) // 5 :])
     port = free_port()
-    start_timer(spawn, port, tmp_path / "laps.sqlite3")
+    start_lap_timer(port, tmp_path / "laps.sqlite3")
     client = ModuleClient("127.0.0.1", port, timeout=10).connect(retries=200, interval=0.05)
     player = spawn(
         "modules.livetiming.cli",
@@ -156,10 +144,10 @@ def test_a_replay_of_overlapping_files_shows_laps_and_standings_in_the_lap_timer
     client.close()
 
 
-def test_the_lap_timer_follows_a_live_session_while_it_is_saved(spawn, tmp_path):
+def test_the_lap_timer_follows_a_live_session_while_it_is_saved(start_lap_timer, spawn, tmp_path):
     race = synthetic_race()
     port = free_port()
-    start_timer(spawn, port, tmp_path / "laps.sqlite3")
+    start_lap_timer(port, tmp_path / "laps.sqlite3")
     client = ModuleClient("127.0.0.1", port, timeout=10).connect(retries=200, interval=0.05)
     with LiveTimingServer([serve(race.state, race.feed)]) as server:
         saver = spawn(
