@@ -18,6 +18,7 @@ import contextlib
 import logging
 import select
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -34,6 +35,10 @@ MAX_DATAGRAM = 65535
 MAX_BATCH = 256
 RCVBUF_BYTES = 8 * 1024 * 1024
 SNAPSHOT_S = 0.1  # how often the thread refreshes STATUS and checks for reject reports
+# Linux's SO_RXQ_OVFL (not in Python's socket module): every received datagram then carries
+# the socket's count of datagrams the kernel dropped because the receive buffer was full.
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
+DROP_COUNT_SPACE = socket.CMSG_SPACE(4)
 
 
 class Decoder:
@@ -58,6 +63,11 @@ class Decoder:
                 error.errno, f"cannot listen for UDP on {udp_host}:{udp_port}: {error.strerror}"
             ) from error
         self.sock.setblocking(False)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+            self.kernel_drops: int | None = 0
+        except OSError:  # not Linux: kernel drops are unknown (STATUS says null)
+            self.kernel_drops = None
         self.udp_address = self.sock.getsockname()
         # Linux doubles the request and caps it at net.core.rmem_max: report what we got.
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
@@ -144,6 +154,9 @@ class Decoder:
         return {
             "udp": {"host": self.udp_address[0], "port": self.udp_address[1]},
             "socket_rcvbuf_bytes": self.rcvbuf,
+            # Datagrams the kernel dropped before we could read them (receive buffer full),
+            # as of the last datagram received.
+            "kernel_drops": self.kernel_drops,
             "uptime_s": round(time.monotonic() - self.started, 3),
             **core,
             "capture": capture,
@@ -174,17 +187,29 @@ class Decoder:
     def _drain(self) -> None:
         batch: list[Datagram] = []
         clock = pylsl.local_clock
+        drops = self.kernel_drops
         while len(batch) < MAX_BATCH:
             try:
-                data, sender = self.sock.recvfrom(MAX_DATAGRAM)
+                data, ancillary, _, sender = self.sock.recvmsg(MAX_DATAGRAM, DROP_COUNT_SPACE)
             except BlockingIOError:
                 break
             except OSError as error:  # e.g. ICMP errors surfacing on a UDP socket
                 self.logger.warning("UDP receive: %s", error)
                 break
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
+                    drops = struct.unpack("=I", value[:4])[0]
             batch.append(Datagram(data, sender, clock()))
         if not batch:
             return
+        if drops is not None and drops != self.kernel_drops:
+            if not self.kernel_drops:
+                self.logger.warning(
+                    "the kernel is dropping UDP datagrams: the receive buffer (%d bytes) "
+                    "overflowed; STATUS kernel_drops counts them",
+                    self.rcvbuf,
+                )
+            self.kernel_drops = drops
         with self._lock:
             if self._capture is not None:
                 self._write_capture(batch)
