@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dareplane_utils.default_server.protocol import (
@@ -479,8 +479,7 @@ def test_xdf_with_damaged_bytes_loads_or_raises_xdf_error(flips):
         _, streams, _warnings, _ = parse_xdf(bytes(data))
     except XdfError as error:
         assert data[:4] != b"XDF:" and str(error)
-    else:
-        assume(streams)
+    else:  # damage may leave no stream at all: that loads too
         assert all(len(s.time_stamps) == len(s.time_series) for s in streams)
 
 
