@@ -85,7 +85,7 @@ def in_process(samples: list, laps: int) -> list[object]:
         start, cpu = time.perf_counter(), time.process_time()
         # Fed in slices like the feed's polls (and flushes standings once per slice).
         for i in range(0, len(samples), 256):
-            inputs.handle_batch(samples[i : i + 256])
+            inputs.handle_batch((stream, v) for _, stream, v in samples[i : i + 256])
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         store.close()
     assert len(made) == laps, f"{len(made)} laps made, race has {laps}"

@@ -15,7 +15,8 @@ import numpy as np
 from dareplane_utils.stream_watcher.outlets import StreamSpec, make_outlet, push_frame, push_json
 
 JSON_STREAMS = ("raceplane.session", "raceplane.participants", "raceplane.events")
-STATUS_LABELS = [f"header.{n}" for n in ("session_uid_hi", "session_uid_lo", "session_time_s")] + [
+STATUS_HEADER = ("session_uid_hi", "session_uid_lo", "session_time_s", "overall_frame_identifier")
+STATUS_LABELS = [f"header.{n}" for n in STATUS_HEADER] + [
     f"car{i:02d}.visual_tyre_compound" for i in range(22)
 ]
 

@@ -44,8 +44,14 @@ class Decoder:
         self.push("raceplane.lap_data", track.sample())
 
 
-def header() -> dict:
-    return {"session_uid": str(UID), "game_year": 25, "session_time_s": 0.0}
+def header(frame: int = 0) -> dict:
+    """A JSON sample's header; `frame` orders it among the lap_data samples (the next one's)."""
+    return {
+        "session_uid": str(UID),
+        "game_year": 25,
+        "session_time_s": 0.0,
+        "overall_frame_identifier": frame,
+    }
 
 
 @pytest.fixture
@@ -96,13 +102,21 @@ def test_race_through_lsl_commands_and_restart(start_lap_timer, decoder, tmp_pat
         # is still subscribing never reaches it, so repeat until the timer has them.
         decoder.push(
             "raceplane.session",
-            {"header": header(), "session_type": 15, "track_name": "Monza", "total_laps": 2},
+            {
+                "header": header(track.frame_id + 1),
+                "session_type": 15,
+                "track_name": "Monza",
+                "total_laps": 2,
+            },
         )
         decoder.push(
             "raceplane.participants",
-            {"header": header(), "num_active_cars": 2, "participants": names},
+            {"header": header(track.frame_id + 1), "num_active_cars": 2, "participants": names},
         )
-        decoder.push("raceplane.car_status", [UID >> 32, UID & 0xFFFFFFFF, 0.0] + [17] * 22)
+        decoder.push(
+            "raceplane.car_status",
+            [UID >> 32, UID & 0xFFFFFFFF, 0.0, track.frame_id + 1] + [17] * 22,
+        )
         decoder.push("raceplane.lap_data", track.sample())
         try:
             rows = client.request("GET_STANDINGS")["rows"]

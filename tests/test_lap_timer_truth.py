@@ -52,10 +52,7 @@ class Game:
             values = publication.rows if publication.rows is not None else publication.objects
             if publication.stream == "raceplane.final_classification":
                 self.final_classification = values[-1]
-            samples += [
-                (t, publication.stream, v)
-                for t, v in zip(publication.timestamps, values, strict=True)
-            ]
+            samples += [(publication.stream, v) for v in values]
         assert self.inputs.handle_batch(samples) == []
 
     def run(self, until_s: float | None = None, send: bool = True) -> None:

@@ -262,7 +262,7 @@ def test_a_session_gives_the_lap_timer_its_laps_and_standings(tmp_path):
     inputs = Inputs(timer)
     for name in (LAP_DATA, CAR_STATUS):
         inputs.set_channels(name, [c.label for c in STREAMS[name].channels])
-    batch = [(i, s.stream, s.value) for i, s in enumerate(samples) if s.stream in inputs._handlers]
+    batch = [(s.stream, s.value) for s in samples if s.stream in inputs._handlers]
     assert inputs.handle_batch(batch) == []
     laps = timer.get_laps()
     got = {(lap["driver"], lap["lap"], lap["lap_time_ms"], tuple(lap["sector_ms"])) for lap in laps}

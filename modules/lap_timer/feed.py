@@ -1,42 +1,50 @@
 """The lap timer's edges on LSL: StreamWatchers on the decoder's streams in, two outlets out.
 
-Two threads. The pull thread only moves what arrived out of the watchers' rings (keeping just
-the channels the lap timer reads) into a queue, so it stays far ahead of any ring wrapping: a
-StreamWatcher's update() takes everything liblsl has queued into a ring of fixed size, and
-samples left behind while the lap timer is busy would otherwise be overwritten unread. The
-work thread takes what is queued, merges it by LSL timestamp (so a flashback event and the
-frames around it are taken in the order the decoder received them) and hands each sample to the
-LapTimer. Streams that are not there yet are looked for until they appear, so the lap timer may
-start before the decoder (liblsl itself recovers a restarted decoder). Each look waits at most
-FIND_WAIT_S, so stopping (CLOSE, SIGTERM) never waits on a discovery.
+Two threads. The pull thread takes every sample exactly once from the watchers (StreamWatcher
+.pull: bounded by the ring, a backlog waits in liblsl, overruns counted), keeping just the
+channels the lap timer reads, into a queue. The work thread merges what is queued in the
+producer's own order (SequenceMerge on session uid and overall frame identifier, with a
+watermark for a stream that lags or stops; docs/DESIGN.md "Order") and hands each sample to
+the LapTimer, whatever the arrival order or timing of the streams. Streams that are not there
+yet are looked for until they appear, so the lap timer may start before the decoder (liblsl
+itself recovers a restarted decoder). Each look waits at most FIND_WAIT_S, so stopping (CLOSE,
+SIGTERM) never waits on a discovery.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 import numpy as np
 import pylsl
 
 from dareplane_utils.stream_watcher.lsl_stream_watcher import StreamNotFoundError, StreamWatcher
+from dareplane_utils.stream_watcher.merge import SequenceMerge
 from dareplane_utils.stream_watcher.outlets import StreamSpec, make_outlet, push_json
 
-from .inputs import CAR_STATUS, LAP_DATA, NUMERIC, STREAMS, Inputs, needed_channels
+from .inputs import CAR_STATUS, LAP_DATA, MERGE_ORDER, NUMERIC, STREAMS, Inputs, needed_channels
 from .timer import LapTimer
 
-# Rings only have to bridge the pull thread's wake-ups (a few ms); these hold seconds of a
-# flat-out replay (LapData and CarStatus rows are ~5 kB, so ~22 MB each).
-RING_SAMPLES = {LAP_DATA: 4096, CAR_STATUS: 4096}
-JSON_RING_SAMPLES = 8192
+# pull() never overruns a ring (a backlog waits in liblsl's queue), so a ring is only the size
+# of one bite: LapData and CarStatus rows are ~5 kB.
+RING_SAMPLES = {LAP_DATA: 1024, CAR_STATUS: 1024}
+JSON_RING_SAMPLES = 1024
 # One discovery round of a stream not there yet; also the longest a stop waits on a finder.
 FIND_WAIT_S = 0.1
 CONNECT_TIMEOUT_S = 2.0
 # How long the work thread waits for something to arrive before checking for a stop.
 WAIT_S = 0.05
+# The merge: how long a sample waits for a dense stream (LapData, CarStatus: one sample per
+# game frame) that lags before that stream is taken as stopped, and for a sparse one (events,
+# session packets), whose silence is normal, to cover the skew between two inlets.
+WATERMARK_S = 1.0
+SPARSE_WAIT_S = 0.01
 
 
 class Outputs:
@@ -72,6 +80,11 @@ class Feed:
             for name in STREAMS
         }
         self.connected: set[str] = set()
+        self.merge = SequenceMerge(
+            MERGE_ORDER, watermark_s=WATERMARK_S, sparse_wait_s=SPARSE_WAIT_S
+        )
+        self._merging: set[str] = set()  # connected inputs the merge waits for (work thread)
+        self._merge_status: dict[str, Any] = {}
         self._columns: dict[str, np.ndarray] = {}
         self._ready: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._arrived: queue.SimpleQueue[tuple[str, np.ndarray, np.ndarray]] = queue.SimpleQueue()
@@ -106,6 +119,8 @@ class Feed:
             "lost": {k: v for k, v in self.lost.items() if v},
             # Pulled chunks the work thread has not taken yet: growing means it falls behind.
             "queued": self._arrived.qsize(),
+            # The producer's sequence of the last sample applied: a flat-out replay waits on it.
+            **self._merge_status,
         }
 
     def _find(self, name: str) -> None:
@@ -158,21 +173,14 @@ class Feed:
         pulled = 0
         for name in list(self.connected):
             watcher = self.watchers[name]
-            watcher.update()
-            n = watcher.n_new
+            overruns = watcher.overruns
+            data, stamps = watcher.pull(release=True)
+            self.lost[name] += watcher.overruns - overruns
+            n = len(stamps)
             if not n:
                 continue
-            watcher.n_new = 0
-            ring = len(watcher.buffer)
-            if n > ring:
-                self.lost[name] += n - ring
-                self.logger.warning("%s: %d samples overran the ring unread", name, n - ring)
-                n = ring
-            data, stamps = watcher.last(n)
             if name in self._columns:
                 data = data[:, self._columns[name]]
-            else:
-                _release(watcher, n)
             self._arrived.put((name, data, stamps))
             self.samples[name] += n
             pulled += n
@@ -180,10 +188,13 @@ class Feed:
 
     def _work_loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                chunks = [self._arrived.get(timeout=WAIT_S)]
-            except queue.Empty:
-                continue
+            due = self.merge.next_due()
+            wait = WAIT_S if due is None else min(WAIT_S, max(0.0, due - time.monotonic()))
+            chunks = []
+            with contextlib.suppress(queue.Empty):
+                chunks.append(
+                    self._arrived.get(timeout=wait) if wait > 0 else self._arrived.get_nowait()
+                )
             while not self._arrived.empty():
                 chunks.append(self._arrived.get())
             try:
@@ -192,32 +203,45 @@ class Feed:
                 self.logger.exception("lap timer feed: handling failed")
 
     def handle(self, chunks: list[tuple[str, np.ndarray, np.ndarray]]) -> int:
-        """Hand pulled samples of any streams to the timer, in time order; returns how many."""
-        batch: list[tuple[float, str, Any]] = []
-        for name, data, stamps in chunks:
-            for stamp, row in zip(stamps, data, strict=True):
+        """Merge pulled samples of any streams in the producer's order and hand those that may
+        go to the timer; returns how many were handed on."""
+        for name in self.connected - self._merging:
+            self.merge.add_input(name)
+            self._merging.add(name)
+        now = time.monotonic()
+        unordered: list[tuple[str, Any]] = []
+        for name, data, _ in chunks:
+            for row in data:
                 try:
-                    batch.append((float(stamp), name, row if name in NUMERIC else _json(row)))
+                    sample = row if name in NUMERIC else _json(row)
                 except ValueError as error:
                     self._refused(name, error)
-        for name, error in self.inputs.handle_batch(batch):
-            self._refused(name, error)
-        return len(batch)
+                    continue
+                key = self.inputs.sequence(name, sample)
+                if key is None:
+                    unordered.append((name, sample))  # says no order: refused when handled
+                else:
+                    self.merge.push(name, key[0], key[1], sample, now)
+        released = unordered + self.merge.release(now)
+        if released:
+            for name, error in self.inputs.handle_batch(released):
+                self._refused(name, error)
+        applied = self.merge.applied
+        self._merge_status = {
+            "applied": None
+            if applied is None
+            else {"session_uid": applied[0], "frame": applied[1]},
+            "merge": {
+                **self.merge.counts,
+                "held": self.merge.pending,
+                "stale": self.merge.stale,
+            },
+        }
+        return len(released)
 
     def _refused(self, name: str, error: Exception) -> None:
         self.rejected[name] += 1
         self.logger.warning("%s: sample refused: %s", name, error)
-
-
-def _release(watcher: StreamWatcher, n: int) -> None:
-    """Drop the ring's references to the newest `n` strings, which have just been taken.
-
-    A JSON ring otherwise keeps every string it held until it wraps: at the game's rates a
-    ring of Session (~19 kB, 2/s) and SessionHistory (~13 kB, 20/s) texts grew by megabytes a
-    lap for most of a race. Taken once, they are only needed in the work queue.
-    """
-    size = len(watcher.buffer)
-    watcher.buffer[(watcher.curr_i - n + np.arange(n)) % size] = ""
 
 
 def _json(row: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,18 @@ JSON = (
     "raceplane.final_classification",
 )
 STREAMS = NUMERIC + JSON
+# The order of samples of one producer step (one game frame): the game's send order.
+MERGE_ORDER = (
+    "raceplane.session",
+    "raceplane.participants",
+    LAP_DATA,
+    CAR_STATUS,
+    "raceplane.session_history",
+    "raceplane.final_classification",
+    "raceplane.events",
+)
 UID_CHANNELS = ("header.session_uid_hi", "header.session_uid_lo")
+SEQUENCE_CHANNEL = "header.overall_frame_identifier"
 
 
 def needed_channels(stream: str, labels: Sequence[str]) -> list[int]:
@@ -32,7 +43,11 @@ def needed_channels(stream: str, labels: Sequence[str]) -> list[int]:
         wanted = {f"header.{name}" for name in HEADER}
         wanted |= {f"car{i:02d}.{name}" for i in range(MAX_CARS) for name in FIELDS}
     elif stream == CAR_STATUS:
-        wanted = {*UID_CHANNELS, *(f"car{i:02d}.visual_tyre_compound" for i in range(MAX_CARS))}
+        wanted = {
+            *UID_CHANNELS,
+            SEQUENCE_CHANNEL,
+            *(f"car{i:02d}.visual_tyre_compound" for i in range(MAX_CARS)),
+        }
     else:
         raise ValueError(f"{stream} is not a numeric stream the lap timer reads")
     return [i for i, label in enumerate(labels) if label in wanted]
@@ -45,6 +60,8 @@ class Inputs:
         self.timer = timer
         self._layout: FrameLayout | None = None
         self._uid_columns = (0, 1)
+        # Where each numeric stream carries its producer's sequence: (uid hi, uid lo, seq).
+        self._sequence_columns: dict[str, tuple[int, int, int]] = {}
         self._tyre_columns: np.ndarray | None = None
         self._handlers: dict[str, Callable[[Any], None]] = {
             LAP_DATA: self._lap_data,
@@ -59,6 +76,12 @@ class Inputs:
     def set_channels(self, stream: str, labels: Sequence[str]) -> None:
         """Learn where the fields sit in a numeric stream; ValueError if they are not there."""
         position = {label: i for i, label in enumerate(labels)}
+        sequence = [*UID_CHANNELS, SEQUENCE_CHANNEL]
+        missing = [label for label in sequence if label not in position]
+        if missing:
+            raise ValueError(f"{stream} stream lacks channels: {', '.join(missing)}")
+        hi, lo, seq = (position[label] for label in sequence)
+        self._sequence_columns[stream] = (hi, lo, seq)
         if stream == LAP_DATA:
             self._layout = FrameLayout(labels)
         elif stream == CAR_STATUS:
@@ -69,14 +92,27 @@ class Inputs:
             self._uid_columns = (position[wanted[0]], position[wanted[1]])
             self._tyre_columns = np.array([position[label] for label in wanted[2:]])
 
+    def sequence(self, stream: str, sample: Any) -> tuple[str, float] | None:
+        """The producer's order of a sample: (session uid, overall frame identifier), or None
+        for a sample that does not say (it is refused when handled)."""
+        try:
+            columns = self._sequence_columns.get(stream)
+            if columns is not None:
+                hi, lo, seq = columns
+                return str((int(sample[hi]) << 32) | int(sample[lo])), float(sample[seq])
+            header = sample["header"]
+            return str(header["session_uid"]), float(header["overall_frame_identifier"])
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+            return None
+
     def handle(self, stream: str, sample: Any) -> None:
         self._handlers[stream](sample)
 
-    def handle_batch(self, batch: list[tuple[float, str, Any]]) -> list[tuple[str, Exception]]:
-        """(timestamp, stream, sample) from all streams, taken in time order (a flashback event
-        and the frames around it must not swap); returns the samples refused and why."""
+    def handle_batch(self, batch: Iterable[tuple[str, Any]]) -> list[tuple[str, Exception]]:
+        """(stream, sample) from all streams, in the order given (the feed's merge puts them
+        in the producer's order); returns the samples refused and why."""
         refused: list[tuple[str, Exception]] = []
-        for _, stream, sample in sorted(batch, key=lambda item: item[0]):
+        for stream, sample in batch:
             try:
                 self.handle(stream, sample)
             except (ValueError, KeyError, TypeError, IndexError) as error:

@@ -129,6 +129,9 @@ class LiveSession:
         self.start: datetime | None = None
         self.session_time_s = 0.0
         self.frames = 0
+        # Every sample with a header gets the next number as its overall frame identifier: the
+        # order of the file across all streams, which consumers merge by (one key each).
+        self.sequence = 0
         self.chequered = False
         self.red_flag = False
         self.overflow: set[str] = set()  # racing numbers beyond the 22 slots, left out
@@ -204,15 +207,19 @@ class LiveSession:
             "session_uid": str(uid),
             "session_time_s": self.session_time_s,
             "frame_identifier": self.frames,
-            "overall_frame_identifier": self.frames,
+            "overall_frame_identifier": self._next_sequence(),
             "player_car_index": 255,
             "source": 0,
         }
 
     def _numeric_header(self) -> list[float]:
         uid = self.session_uid()
-        frame = self.frames
-        return [uid >> 32, uid & 0xFFFFFFFF, self.session_time_s, frame, frame, 255, 0]
+        sequence = self._next_sequence()
+        return [uid >> 32, uid & 0xFFFFFFFF, self.session_time_s, self.frames, sequence, 255, 0]
+
+    def _next_sequence(self) -> int:
+        self.sequence += 1
+        return self.sequence
 
     def _row(self, stream: str, values: dict[str, np.ndarray]) -> np.ndarray:
         layout = self._layouts[stream]
