@@ -9,9 +9,9 @@ from dareplane_utils.stream_watcher.merge import SequenceMerge
 INPUTS = ["session", "lap_data", "car_status", "events"]
 
 
-def merge(**kwargs) -> SequenceMerge:
-    m = SequenceMerge(INPUTS, watermark_s=1.0, sparse_wait_s=0.01, **kwargs)
-    for name in INPUTS:
+def merge(*connected: str) -> SequenceMerge:
+    m = SequenceMerge(INPUTS, watermark_s=1.0, sparse_wait_s=0.01)
+    for name in connected or ("lap_data", "car_status"):
         m.add_input(name)
     return m
 
@@ -21,7 +21,7 @@ def names(released) -> list[str]:
 
 
 def test_b_before_a_in_a_frame_is_released_in_rank_order_once_all_have_passed():
-    m = merge()
+    m = merge(*INPUTS)
     for stream in INPUTS:
         m.push(stream, "S", 0, f"{stream}0", now=0.0)
     m.push("car_status", "S", 1, "car_status1", now=0.0)  # dense from here: a step of one
@@ -89,6 +89,19 @@ def test_a_small_step_back_or_a_repeat_keeps_the_input_order_and_loses_nothing()
     m.push("car_status", "S", 12, "C12", now=0.0)
     assert names(m.release(0.5)) == ["L10", "L12", "L11-reordered", "L12-again", "C12"]
     assert m.counts["reordered"] == 1 and m.counts["repeats"] == 1
+
+
+def test_an_input_connected_but_silent_is_waited_for_once_then_taken_as_stopped():
+    m = merge("lap_data", "events")
+    m.push("lap_data", "S", 1, "L1", now=0.0)
+    assert m.release(0.5) == []  # events may be subscribing still
+    assert names(m.release(1.0)) == ["L1"] and m.stale == ["events"]
+    m.push("lap_data", "S", 3, "L3", now=1.1)
+    assert names(m.release(1.1)) == ["L3"]
+    m.push("events", "S", 4, "E4", now=1.2)  # heard from: sparse from now on
+    m.push("lap_data", "S", 5, "L5", now=1.2)
+    assert names(m.release(1.2)) == ["E4"] and m.release(1.205) == []
+    assert names(m.release(1.211)) == ["L5"]
 
 
 def test_inputs_not_connected_are_not_waited_for_and_drain_takes_everything():

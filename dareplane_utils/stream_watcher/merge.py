@@ -15,10 +15,10 @@ A sample is released once every other connected input has passed its key (its ne
 has a key at least as large, or it has samples waiting, which are never smaller), or once it
 has waited for the inputs still behind: `watermark_s` for a dense input (one whose sequence
 rose by exactly one at its last sample: it has a sample every step, so it passes the key with
-its next one), `sparse_wait_s` for a sparse one (events, session packets: silence there is
-normal, so a short wait covers the skew between inlets). A dense input that makes a sample
-wait out the watermark is taken as stopped (`stale`) and not waited for until it delivers
-again. The rules for bad sequences (counted in `counts`):
+its next one) or one connected but not heard from yet (it may be subscribing), `sparse_wait_s`
+for a sparse one (events, session packets: silence there is normal, so a short wait covers the
+skew between inlets). Such an input that makes a sample wait out the watermark is taken as
+stopped (`stale`) and not waited for until it delivers again. The rules for bad sequences (counted in `counts`):
 
 - new session on an input: a new epoch, ordered after every epoch seen before it;
 - the sequence going back by more than `restart_step` within a session (a producer restarted
@@ -158,10 +158,13 @@ class SequenceMerge:
                     or (other.last is not None and other.last >= key)
                 ):
                     continue
-                limit = self.watermark_s if other.dense else self.sparse_wait_s
+                # An input connected but not heard from yet may be just subscribing: it gets
+                # the watermark, as a dense one does.
+                waits_long = other.dense or other.last is None
+                limit = self.watermark_s if waits_long else self.sparse_wait_s
                 if now < arrived + limit:
                     due = arrived + limit if due is None else max(due, arrived + limit)
-                elif other.dense:
+                elif waits_long:
                     other.stale = True
                     self.counts["waited_out"] += 1
             if due is not None:

@@ -80,6 +80,9 @@ class Feed:
             for name in STREAMS
         }
         self.connected: set[str] = set()
+        # Streams found (about to be subscribed): the merge waits for them from then on, so a
+        # sample of a stream still subscribing is not overtaken by samples of the others.
+        self._found: set[str] = set()
         self.merge = SequenceMerge(
             MERGE_ORDER, watermark_s=WATERMARK_S, sparse_wait_s=SPARSE_WAIT_S
         )
@@ -133,6 +136,7 @@ class Feed:
                 continue
             if self._stop.is_set():
                 return
+            self._found.add(name)
             if self._connect(name, self.watchers[name]):
                 self._ready.put(name)
                 return
@@ -205,7 +209,7 @@ class Feed:
     def handle(self, chunks: list[tuple[str, np.ndarray, np.ndarray]]) -> int:
         """Merge pulled samples of any streams in the producer's order and hand those that may
         go to the timer; returns how many were handed on."""
-        for name in self.connected - self._merging:
+        for name in self._found - self._merging:
             self.merge.add_input(name)
             self._merging.add(name)
         now = time.monotonic()

@@ -3,7 +3,7 @@ replay such files onto Raceplane's streams (the command a person types; the supe
 is `python -m modules.livetiming`).
 
     raceplane livetiming save FILE [--append] [--timeout S] [--publish]
-    raceplane livetiming replay FILE... [--speed N | --flat-out]
+    raceplane livetiming replay FILE... [--speed N | --flat-out] [--ack HOST:PORT]
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from typing import Any
 
 from dareplane_utils.logging.logger import get_logger
 from dareplane_utils.module_cli import ConfigError, load_toml
+from modules.acknowledge import AcknowledgementError, ConsumerAck
 
 from .client import ClientOptions, add_connection_options
 from .publish import Publisher
-from .replay import replay
+from .replay import ACK_WINDOW, replay
 from .saving import Saver, save_to, wait_for_readers
 from .topics import TOPICS
 
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--linger-s", type=float, default=1.0, help="keep the streams open S s after the end"
+    )
+    rep.add_argument(
+        "--ack",
+        metavar="HOST:PORT",
+        help="a consumer reporting STATUS inputs.applied (the lap timer's command port): stay "
+        "at most a window ahead of it and end when it has applied everything",
     )
     return parser
 
@@ -136,9 +143,22 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
     publisher = Publisher()
     stop = threading.Event()
     _stop_on_signals(stop.set)
-    wait_for_readers(publisher, args.wait_s, logger, stop)
-    report = replay(args.files, publisher.publish, logger, args.speed, args.flat_out, stop)
-    stop.wait(args.linger_s)
+    consumer = None
+    try:
+        if args.ack:
+            consumer = ConsumerAck.parse(args.ack, window=ACK_WINDOW, stop=stop).connect()
+        wait_for_readers(publisher, args.wait_s, logger, stop)
+        report = replay(
+            args.files, publisher.publish, logger, args.speed, args.flat_out, stop, ack=consumer
+        )
+    except (ValueError, AcknowledgementError) as error:
+        print(f"raceplane livetiming: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if consumer is not None:
+            consumer.close()
+    if consumer is None:
+        stop.wait(args.linger_s)
     for file in report.files:
         line = f"{file.path}: {file.kept} of {file.lines} lines replayed"
         if file.overlapping:
@@ -149,6 +169,7 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
     print(
         f"{report.messages} messages -> {report.samples} samples, {report.refused} refused"
         + (" (stopped)" if report.stopped else "")
+        + (f", all applied by {consumer.address}" if consumer and not report.stopped else "")
     )
     return 0
 

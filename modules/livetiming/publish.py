@@ -17,11 +17,6 @@ from modules.stream_catalogue import STREAMS
 
 from .state import Sample
 
-# A reader that has just subscribed may start reading a moment later (a StreamWatcher listens
-# 0.25 s more for other streams of the name); samples pushed meanwhile wait in its inlet, but
-# the streams it already reads would be taken first, out of step.
-READER_SETTLE_S = 0.5
-
 
 def stream_spec(name: str, producer: str) -> StreamSpec:
     spec = STREAMS[name].spec(producer)
@@ -46,11 +41,10 @@ class Publisher:
         names: Iterable[str],
         timeout_s: float,
         stop: threading.Event | None = None,
-        settle_s: float = READER_SETTLE_S,
     ) -> list[str]:
         """Open these outlets and wait until each has a reader (samples pushed before an inlet
-        connects never reach it), then `settle_s` more; returns the streams still without a
-        reader at the timeout (or when `stop` is set)."""
+        connects never reach it); returns the streams still without a reader at the timeout
+        (or when `stop` is set)."""
         stop = stop or threading.Event()
         outlets = {name: self.outlet(name) for name in names}
         deadline = time.monotonic() + timeout_s
@@ -58,8 +52,6 @@ class Publisher:
             missing = [name for name, outlet in outlets.items() if not outlet.have_consumers()]
             if not missing or time.monotonic() >= deadline or stop.wait(0.05):
                 break
-        if len(missing) < len(outlets):
-            stop.wait(settle_s)
         return missing
 
     def publish(self, sample: Sample) -> None:

@@ -1,13 +1,15 @@
 """Replaying saved live timing files onto Raceplane's streams at 1x, Nx or flat out.
 
-Whatever the speed, samples keep the order the lap timer relies on (order.py), the session's
-identity first (the state lines: SessionInfo, DriverList, LapCount, then the rest). Flat out
-also goes at most `max_rate` messages a second, so no reader's ring is overrun while it is busy
-for a moment (the lap timer keeps 4096 LapData rows).
+The samples carry their order (each its own overall frame identifier, the session's identity
+first: the state lines SessionInfo, DriverList, LapCount, then the rest), and consumers merge
+by it, so nothing here paces for order. Flat out goes as fast as the consumer given as `ack`
+takes it (ConsumerAck: at most a window of samples ahead of what it applied) and ends when it
+has applied everything; without one, as fast as the publishing goes.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -16,12 +18,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .order import ORDER_GAP_S, StreamOrder
+import numpy as np
+
+from modules.acknowledge import ConsumerAck
+from modules.stream_catalogue import STREAMS
+
 from .savefile import FileReport, merge_files
 from .state import LiveSession, Sample
 from .topics import TopicError
 
-FLAT_OUT_RATE = 2000.0
+# Flat out with a consumer to acknowledge: how many samples (sequence numbers) may be ahead
+# of what it applied.
+ACK_WINDOW = 2000
+_SEQUENCE_LABELS = (
+    "header.session_uid_hi",
+    "header.session_uid_lo",
+    "header.overall_frame_identifier",
+)
 
 
 @dataclass
@@ -40,31 +53,41 @@ class ReplayReport:
 
 
 class _Pacer:
-    """When the next message may go: its time scaled by `speed`, or flat out at most
-    `max_rate` messages a second (0: no limit)."""
+    """When the next message may go: its time scaled by `speed`, or at once (flat out)."""
 
-    def __init__(
-        self, speed: float, flat_out: bool, max_rate: float, stop: threading.Event
-    ) -> None:
+    def __init__(self, speed: float, flat_out: bool, stop: threading.Event) -> None:
         self.speed = speed
         self.flat_out = flat_out
-        self.interval_s = 1.0 / max_rate if flat_out and max_rate > 0 else 0.0
         self.stop = stop
         self.started = time.monotonic()
         self.first: datetime | None = None
-        self.last = float("-inf")
 
     def message(self, when: datetime | None) -> bool:
         """Wait until a message of time `when` is due; False if stopped meanwhile."""
-        due = self.last + self.interval_s
         if not self.flat_out and when is not None:
             self.first = self.first or when
-            due = max(due, self.started + (when - self.first).total_seconds() / self.speed)
-        wait = due - time.monotonic()
-        if (wait > 0 and self.stop.wait(wait)) or self.stop.is_set():
-            return False
-        self.last = time.monotonic()
-        return True
+            due = self.started + (when - self.first).total_seconds() / self.speed
+            wait = due - time.monotonic()
+            if wait > 0 and self.stop.wait(wait):
+                return False
+        return not self.stop.is_set()
+
+
+@functools.cache
+def _sequence_columns(stream: str) -> list[int]:
+    labels = [channel.label for channel in STREAMS[stream].channels]
+    return [labels.index(label) for label in _SEQUENCE_LABELS]
+
+
+def sequence_of(sample: Sample) -> tuple[str, float] | None:
+    """(session uid, overall frame identifier) a sample carries, None if it has no header."""
+    if isinstance(sample.value, np.ndarray):
+        hi, lo, seq = sample.value[_sequence_columns(sample.stream)]
+        return str((int(hi) << 32) | int(lo)), float(seq)
+    header = sample.value.get("header")
+    if not isinstance(header, dict):
+        return None
+    return str(header["session_uid"]), float(header["overall_frame_identifier"])
 
 
 def replay(
@@ -75,12 +98,12 @@ def replay(
     flat_out: bool = False,
     stop: threading.Event | None = None,
     *,
-    order_gap_s: float = ORDER_GAP_S,
-    max_rate: float = FLAT_OUT_RATE,
+    ack: ConsumerAck | None = None,
     report: ReplayReport | None = None,
 ) -> ReplayReport:
     """Publish the session in `paths` paced by its timestamps (`speed` times as fast), or flat
-    out; `order_gap_s` 0 and `max_rate` 0 drop the order rules (when no reader is to follow)."""
+    out; with `ack`, never more than its window ahead of that consumer, ending once it has
+    applied everything (AcknowledgementError if it stops taking samples)."""
     if not flat_out and speed <= 0:
         raise ValueError(f"speed must be > 0, not {speed}")
     stop = stop or threading.Event()
@@ -101,8 +124,7 @@ def replay(
                 "%s: %d lines overlap earlier files, taken once", file.path, file.overlapping
             )
     session = LiveSession()
-    pacer = _Pacer(speed, flat_out, max_rate, stop)
-    order = StreamOrder(stop, order_gap_s)
+    pacer = _Pacer(speed, flat_out, stop)
     for message in messages:
         if not pacer.message(message.time):
             report.stopped = True
@@ -118,12 +140,17 @@ def replay(
             logger.warning("replay: %s message refused: %s", message.topic, error)
             continue
         for sample in samples:
-            if not order.before(sample.stream):
+            key = sequence_of(sample) if ack is not None and ack.reads(sample.stream) else None
+            if key is not None and not ack.wait_for_room(*key):  # type: ignore[union-attr]
                 report.stopped = True
                 break
             publish(sample)
             report.samples += 1
+            if key is not None:
+                ack.sent(*key)  # type: ignore[union-attr]
         if report.stopped:
             break
+    if ack is not None and not report.stopped and not ack.finish():
+        report.stopped = True
     report.done = True
     return report

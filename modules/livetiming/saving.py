@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from .client import ClientOptions, LiveTimingClient
-from .order import StreamOrder
 from .publish import Publisher
 from .savefile import Message, SaveWriter
 from .state import LiveSession
@@ -62,7 +61,6 @@ class Saver:
         self.topics: dict[str, int] = {}  # feed messages per topic
         self.unpublished = 0
         self._stopped = threading.Event()  # stop() before run() reached the client
-        self._order = StreamOrder(self._stopped)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -121,8 +119,6 @@ class Saver:
             self.logger.warning("live timing: %s not published: %s", message.topic, error)
             return
         for sample in samples:
-            if not self._order.before(sample.stream):
-                return
             self.publisher.publish(sample)
 
     def _state(self, result: dict[str, Any]) -> None:

@@ -11,9 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from modules.acknowledge import ConsumerAck
+
 from .client import ClientOptions
 from .publish import Publisher
-from .replay import ReplayReport, replay
+from .replay import ACK_WINDOW, ReplayReport, replay
 from .saving import Saver, save_to, wait_for_readers
 from .topics import format_timestamp
 
@@ -100,10 +102,12 @@ class LiveTiming:
         speed: Any = None,
         flat_out: Any = False,
         wait_s: Any = None,
+        ack: Any = None,
     ) -> dict[str, Any]:
         """Publish saved files (one session, any order) at `speed` times as recorded (1 if not
         given) or `flat_out`; first waits up to `wait_s` (default the module's --wait-s) for
-        the lap timer's readers."""
+        the lap timer's readers. `ack` ("HOST:PORT", the lap timer's command port): keep at
+        most a window ahead of what it has applied, and end when it has everything."""
         if isinstance(paths, str) or not isinstance(paths, list) or not paths:
             raise ValueError(f"paths must be a list of file names, not {paths!r}")
         files = [_path("paths", p) for p in paths]
@@ -115,23 +119,38 @@ class LiveTiming:
             raise ValueError("give speed or flat_out, not both")
         rate = 1.0 if speed is None else _number("speed", speed, 0, inclusive=False)
         wait = self.wait_s if wait_s is None else _number("wait_s", wait_s, 0)
+        if ack is not None and not isinstance(ack, str):
+            raise ValueError(f"ack must be HOST:PORT, not {ack!r}")
+        consumer = None if ack is None else ConsumerAck.parse(ack, window=ACK_WINDOW)
         with self._lock:
             self._refuse_if_busy()
             report = ReplayReport()
             self._saver, self._replay = None, report
-            self._replay_settings = {"speed": None if flat_out else rate, "flat_out": flat_out}
+            self._replay_settings = {
+                "speed": None if flat_out else rate,
+                "flat_out": flat_out,
+                "ack": ack,
+            }
 
             def run() -> str:
                 wait_for_readers(self.publisher, wait, self.logger, self._stop)
-                replay(
-                    files,
-                    self.publisher.publish,
-                    self.logger,
-                    rate,
-                    flat_out,
-                    self._stop,
-                    report=report,
-                )
+                if consumer is not None:
+                    consumer.stop = self._stop
+                    consumer.connect()
+                try:
+                    replay(
+                        files,
+                        self.publisher.publish,
+                        self.logger,
+                        rate,
+                        flat_out,
+                        self._stop,
+                        ack=consumer,
+                        report=report,
+                    )
+                finally:
+                    if consumer is not None:
+                        consumer.close()
                 return "stopped" if report.stopped else "done"
 
             self._start("replay", run)

@@ -1,0 +1,135 @@
+"""Back-pressure for flat-out replays: the consumer's STATUS says how far it has applied.
+
+    ack = ConsumerAck.parse("127.0.0.1:8103", window=256, stop=stop)
+    for session_uid, seq, item in work:
+        if not ack.wait_for_room(session_uid, seq):   # blocks while seq - applied > window
+            break                                     # stopped
+        send(item)
+        ack.sent(session_uid, seq)
+    ack.finish()                                      # until everything sent is applied
+
+The consumer (the lap timer) reports in STATUS `inputs.applied` = `{session_uid, frame}`, the
+producer's sequence of the last sample it has handed on (docs/DESIGN.md "Order"). A replay
+keeps at most `window` steps ahead of it, so it goes as fast as the slowest stage behind it and
+no buffer on the way (a UDP socket, an inlet) has to hold more than a window, and it ends when
+the consumer has applied the last thing sent. No sleeping for order: waiting here is for room.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from dareplane_utils.client.module_client import ModuleClient
+
+# How often STATUS is asked while the window is full (a round trip takes ~0.3 ms).
+POLL_S = 0.001
+
+
+class AcknowledgementError(RuntimeError):
+    """The consumer did not apply what was sent in time, or cannot be asked."""
+
+
+class ConsumerAck:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        window: int,
+        stop: threading.Event | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, not {window}")
+        self.address = f"{host}:{port}"
+        self.window = window
+        self.stop = stop or threading.Event()
+        self.timeout_s = timeout_s
+        self.client = ModuleClient(host, port, timeout=10.0)
+        self.streams: set[str] = set()  # what the consumer reads (STATUS inputs.connected)
+        self.session: str | None = None  # the session being sent
+        self.last_sent: float | None = None
+        self.applied: float | None = None  # in `session`
+        self.before_first = 0.0  # the session's first seq sent, less one: "nothing applied"
+        self.polls = 0
+        self._connected = False
+
+    @classmethod
+    def parse(cls, address: str, **kwargs: Any) -> ConsumerAck:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"give the consumer as HOST:PORT, not {address!r}")
+        return cls(host, int(port), **kwargs)
+
+    def connect(self, retries: int = 50) -> ConsumerAck:
+        try:
+            self.client.connect(retries=retries, interval=0.1)
+        except ConnectionError as error:
+            raise AcknowledgementError(f"cannot ask {self.address} for STATUS: {error}") from None
+        self._connected = True
+        self.poll()
+        return self
+
+    def close(self) -> None:
+        if self._connected:
+            self.client.close()
+            self._connected = False
+
+    def reads(self, stream: str) -> bool:
+        """Whether the consumer reads `stream` (only such samples wait for acknowledgement)."""
+        return stream in self.streams
+
+    def poll(self) -> None:
+        try:
+            inputs = self.client.request("STATUS").get("inputs") or {}
+        except (ConnectionError, TimeoutError) as error:
+            raise AcknowledgementError(f"{self.address} STATUS: {error}") from None
+        self.polls += 1
+        self.streams = set(inputs.get("connected") or ())
+        applied = inputs.get("applied")
+        if applied and str(applied.get("session_uid")) == self.session:
+            self.applied = float(applied["frame"])
+
+    def sent(self, session_uid: str, seq: float) -> None:
+        if session_uid != self.session:
+            self.session, self.applied, self.before_first = session_uid, None, seq - 1
+        self.last_sent = seq
+
+    def _room(self, seq: float) -> bool:
+        applied = self.before_first if self.applied is None else self.applied
+        return seq - applied <= self.window
+
+    def wait_for_room(self, session_uid: str, seq: float) -> bool:
+        """Block while `seq` is more than `window` ahead of what the consumer applied; False
+        if stopped meanwhile."""
+        if session_uid != self.session or self.last_sent is None:
+            # A new session starts once the consumer has everything of the last one.
+            return self.finish() if self.last_sent is not None else not self.stop.is_set()
+        if self._room(seq):
+            return not self.stop.is_set()
+        return self._until(lambda: self._room(seq))
+
+    def finish(self) -> bool:
+        """Block until the consumer has applied the last thing sent; False if stopped.
+        AcknowledgementError when it makes no progress for `timeout_s`."""
+        if self.last_sent is None:
+            return not self.stop.is_set()
+        last = self.last_sent
+        return self._until(lambda: self.applied is not None and self.applied >= last)
+
+    def _until(self, done: Any) -> bool:
+        progress_at, seen = time.monotonic(), self.applied
+        while not self.stop.is_set():
+            self.poll()
+            if done():
+                return True
+            if self.applied != seen:
+                progress_at, seen = time.monotonic(), self.applied
+            elif time.monotonic() - progress_at > self.timeout_s:
+                raise AcknowledgementError(
+                    f"{self.address} applied nothing new for {self.timeout_s:g} s: at "
+                    f"{self.applied} of session {self.session}, {self.last_sent} sent"
+                )
+            self.stop.wait(POLL_S)
+        return False
