@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from dareplane_utils.client.module_client import ModuleClient
@@ -39,6 +40,7 @@ class ConsumerAck:
         window: int,
         stop: threading.Event | None = None,
         timeout_s: float = 30.0,
+        streams: Iterable[str] = (),
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1, not {window}")
@@ -47,7 +49,8 @@ class ConsumerAck:
         self.stop = stop or threading.Event()
         self.timeout_s = timeout_s
         self.client = ModuleClient(host, port, timeout=10.0)
-        self.streams: set[str] = set()  # what the consumer reads (STATUS inputs.connected)
+        self.streams = set(streams)  # samples on these wait for acknowledgement
+        self.connected: set[str] = set()  # what the consumer reads (STATUS inputs.connected)
         self.session: str | None = None  # the session being sent
         self.last_sent: float | None = None
         self.applied: float | None = None  # in `session`
@@ -76,6 +79,19 @@ class ConsumerAck:
             self.client.close()
             self._connected = False
 
+    def wait_for_readers(self, timeout_s: float) -> list[str]:
+        """Wait until the consumer says it reads every one of `streams` (STATUS
+        inputs.connected), at most `timeout_s`; returns those it does not read, which are then
+        not waited for."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.poll()
+            missing = sorted(self.streams - self.connected)
+            if not missing or time.monotonic() >= deadline or self.stop.wait(0.05):
+                break
+        self.streams -= set(missing)
+        return missing
+
     def reads(self, stream: str) -> bool:
         """Whether the consumer reads `stream` (only such samples wait for acknowledgement)."""
         return stream in self.streams
@@ -86,7 +102,7 @@ class ConsumerAck:
         except (ConnectionError, TimeoutError) as error:
             raise AcknowledgementError(f"{self.address} STATUS: {error}") from None
         self.polls += 1
-        self.streams = set(inputs.get("connected") or ())
+        self.connected = set(inputs.get("connected") or ())
         applied = inputs.get("applied")
         if applied and str(applied.get("session_uid")) == self.session:
             self.applied = float(applied["frame"])

@@ -44,7 +44,7 @@ WAIT_S = 0.05
 # game frame) that lags before that stream is taken as stopped, and for a sparse one (events,
 # session packets), whose silence is normal, to cover the skew between two inlets.
 WATERMARK_S = 1.0
-SPARSE_WAIT_S = 0.01
+SPARSE_WAIT_S = 0.005
 
 
 class Outputs:
@@ -90,7 +90,10 @@ class Feed:
         self._merge_status: dict[str, Any] = {}
         self._columns: dict[str, np.ndarray] = {}
         self._ready: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self._arrived: queue.SimpleQueue[tuple[str, np.ndarray, np.ndarray]] = queue.SimpleQueue()
+        # (stream, rows, time.monotonic() when the pull began)
+        self._arrived: queue.SimpleQueue[tuple[str, np.ndarray, float]] = queue.SimpleQueue()
+        # stream -> when a pull began that emptied its inlet (the merge's waits count from it)
+        self._drained_at: dict[str, float] = {}
         self.samples = dict.fromkeys(STREAMS, 0)
         self.rejected = dict.fromkeys(STREAMS, 0)
         self.lost = dict.fromkeys(STREAMS, 0)
@@ -178,43 +181,46 @@ class Feed:
         for name in list(self.connected):
             watcher = self.watchers[name]
             overruns = watcher.overruns
+            began = time.monotonic()
             data, stamps = watcher.pull(release=True)
             self.lost[name] += watcher.overruns - overruns
             n = len(stamps)
-            if not n:
-                continue
-            if name in self._columns:
-                data = data[:, self._columns[name]]
-            self._arrived.put((name, data, stamps))
-            self.samples[name] += n
-            pulled += n
+            if n:
+                if name in self._columns:
+                    data = data[:, self._columns[name]]
+                self._arrived.put((name, data, began))
+                self.samples[name] += n
+                pulled += n
+            if n < len(watcher.buffer):  # less than a bite: liblsl had no more
+                self._drained_at[name] = began  # after the put: the work thread has the rows
         return pulled
 
     def _work_loop(self) -> None:
         while not self._stop.is_set():
             due = self.merge.next_due()
-            wait = WAIT_S if due is None else min(WAIT_S, max(0.0, due - time.monotonic()))
+            wait = WAIT_S if due is None else min(WAIT_S, max(self.poll_s, due - time.monotonic()))
             chunks = []
             with contextlib.suppress(queue.Empty):
-                chunks.append(
-                    self._arrived.get(timeout=wait) if wait > 0 else self._arrived.get_nowait()
-                )
-            while not self._arrived.empty():
-                chunks.append(self._arrived.get())
+                chunks.append(self._arrived.get(timeout=wait))
             try:
                 self.handle(chunks)
             except Exception:  # one bad batch must not end the lap timer
                 self.logger.exception("lap timer feed: handling failed")
 
-    def handle(self, chunks: list[tuple[str, np.ndarray, np.ndarray]]) -> int:
+    def handle(self, chunks: list[tuple[str, np.ndarray, float]]) -> int:
         """Merge pulled samples of any streams in the producer's order and hand those that may
         go to the timer; returns how many were handed on."""
         for name in self._found - self._merging:
             self.merge.add_input(name)
             self._merging.add(name)
-        now = time.monotonic()
+        # Which inlets were empty when, read before taking the queue: every row pulled before
+        # those times is in the queue by now.
+        drained = dict(self._drained_at)
+        while not self._arrived.empty():
+            chunks.append(self._arrived.get())
         unordered: list[tuple[str, Any]] = []
-        for name, data, _ in chunks:
+        late = self.merge.counts["late"]
+        for name, data, pulled_at in chunks:
             for row in data:
                 try:
                     sample = row if name in NUMERIC else _json(row)
@@ -225,8 +231,16 @@ class Feed:
                 if key is None:
                     unordered.append((name, sample))  # says no order: refused when handled
                 else:
-                    self.merge.push(name, key[0], key[1], sample, now)
-        released = unordered + self.merge.release(now)
+                    self.merge.push(name, key[0], key[1], sample, pulled_at, contiguous=key[2])
+        for name, at in drained.items():
+            self.merge.drained(name, at)
+        released = unordered + self.merge.release()
+        if self.merge.counts["late"] > late:
+            self.logger.warning(
+                "%d samples came after later ones had been applied (late, by stream: %s)",
+                self.merge.counts["late"] - late,
+                self.merge.late,
+            )
         if released:
             for name, error in self.inputs.handle_batch(released):
                 self._refused(name, error)
@@ -239,6 +253,7 @@ class Feed:
                 **self.merge.counts,
                 "held": self.merge.pending,
                 "stale": self.merge.stale,
+                "late_by_stream": dict(self.merge.late),
             },
         }
         return len(released)

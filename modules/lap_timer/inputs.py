@@ -34,18 +34,22 @@ MERGE_ORDER = (
 )
 UID_CHANNELS = ("header.session_uid_hi", "header.session_uid_lo")
 SEQUENCE_CHANNEL = "header.overall_frame_identifier"
+FORMAT_CHANNEL = "header.packet_format"
+# Live timing (packet format 0) numbers every sample of these streams 1, 2, 3 ... (contiguous).
+LIVE_TIMING_FORMAT = 0
 
 
 def needed_channels(stream: str, labels: Sequence[str]) -> list[int]:
     """Positions (in stream order) of the channels the lap timer reads from a numeric stream:
     the feed keeps only these of each sample, and gives Inputs their labels."""
     if stream == LAP_DATA:
-        wanted = {f"header.{name}" for name in HEADER}
+        wanted = {f"header.{name}" for name in HEADER} | {FORMAT_CHANNEL}
         wanted |= {f"car{i:02d}.{name}" for i in range(MAX_CARS) for name in FIELDS}
     elif stream == CAR_STATUS:
         wanted = {
             *UID_CHANNELS,
             SEQUENCE_CHANNEL,
+            FORMAT_CHANNEL,
             *(f"car{i:02d}.visual_tyre_compound" for i in range(MAX_CARS)),
         }
     else:
@@ -60,8 +64,9 @@ class Inputs:
         self.timer = timer
         self._layout: FrameLayout | None = None
         self._uid_columns = (0, 1)
-        # Where each numeric stream carries its producer's sequence: (uid hi, uid lo, seq).
-        self._sequence_columns: dict[str, tuple[int, int, int]] = {}
+        # Where each numeric stream carries its producer's sequence: uid hi, uid lo, seq, and
+        # the packet format (None where the stream has none).
+        self._sequence_columns: dict[str, tuple[int, int, int, int | None]] = {}
         self._tyre_columns: np.ndarray | None = None
         self._handlers: dict[str, Callable[[Any], None]] = {
             LAP_DATA: self._lap_data,
@@ -81,7 +86,7 @@ class Inputs:
         if missing:
             raise ValueError(f"{stream} stream lacks channels: {', '.join(missing)}")
         hi, lo, seq = (position[label] for label in sequence)
-        self._sequence_columns[stream] = (hi, lo, seq)
+        self._sequence_columns[stream] = (hi, lo, seq, position.get(FORMAT_CHANNEL))
         if stream == LAP_DATA:
             self._layout = FrameLayout(labels)
         elif stream == CAR_STATUS:
@@ -92,17 +97,21 @@ class Inputs:
             self._uid_columns = (position[wanted[0]], position[wanted[1]])
             self._tyre_columns = np.array([position[label] for label in wanted[2:]])
 
-    def sequence(self, stream: str, sample: Any) -> tuple[str, float] | None:
-        """The producer's order of a sample: (session uid, overall frame identifier), or None
-        for a sample that does not say (it is refused when handled)."""
+    def sequence(self, stream: str, sample: Any) -> tuple[str, float, bool] | None:
+        """The producer's order of a sample: (session uid, overall frame identifier, whether
+        the producer numbers its samples without gaps: live timing), or None for a sample
+        that does not say (it is refused when handled)."""
         try:
             columns = self._sequence_columns.get(stream)
             if columns is not None:
-                hi, lo, seq = columns
-                return str((int(sample[hi]) << 32) | int(sample[lo])), float(sample[seq])
+                hi, lo, seq, fmt = columns
+                uid = str((int(sample[hi]) << 32) | int(sample[lo]))
+                live = fmt is not None and sample[fmt] == LIVE_TIMING_FORMAT
+                return uid, float(sample[seq]), bool(live)
             header = sample["header"]
-            return str(header["session_uid"]), float(header["overall_frame_identifier"])
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+            live = header.get("packet_format") == LIVE_TIMING_FORMAT
+            return str(header["session_uid"]), float(header["overall_frame_identifier"]), live
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError):
             return None
 
     def handle(self, stream: str, sample: Any) -> None:

@@ -24,8 +24,8 @@ from modules.acknowledge import AcknowledgementError, ConsumerAck
 
 from .client import ClientOptions, add_connection_options
 from .publish import Publisher
-from .replay import ACK_WINDOW, replay
-from .saving import Saver, save_to, wait_for_readers
+from .replay import ACK_READERS_S, ACK_WINDOW, replay
+from .saving import READ_STREAMS, Saver, save_to, wait_for_readers
 from .topics import TOPICS
 
 
@@ -146,8 +146,16 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
     consumer = None
     try:
         if args.ack:
-            consumer = ConsumerAck.parse(args.ack, window=ACK_WINDOW, stop=stop).connect()
+            consumer = ConsumerAck.parse(
+                args.ack, window=ACK_WINDOW, stop=stop, streams=READ_STREAMS
+            ).connect()
         wait_for_readers(publisher, args.wait_s, logger, stop)
+        if consumer is not None:
+            for name in READ_STREAMS:  # open, so the consumer can find them
+                publisher.outlet(name)
+            unread = consumer.wait_for_readers(args.wait_s or ACK_READERS_S)
+            if unread:
+                logger.warning("%s does not read %s", consumer.address, ", ".join(unread))
         report = replay(
             args.files, publisher.publish, logger, args.speed, args.flat_out, stop, ack=consumer
         )

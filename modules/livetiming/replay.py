@@ -30,6 +30,8 @@ from .topics import TopicError
 # Flat out with a consumer to acknowledge: how many samples (sequence numbers) may be ahead
 # of what it applied.
 ACK_WINDOW = 2000
+# With a consumer to acknowledge and no --wait-s: how long to wait for it to read the streams.
+ACK_READERS_S = 10.0
 _SEQUENCE_LABELS = (
     "header.session_uid_hi",
     "header.session_uid_lo",

@@ -15,8 +15,8 @@ from modules.acknowledge import ConsumerAck
 
 from .client import ClientOptions
 from .publish import Publisher
-from .replay import ACK_WINDOW, ReplayReport, replay
-from .saving import Saver, save_to, wait_for_readers
+from .replay import ACK_READERS_S, ACK_WINDOW, ReplayReport, replay
+from .saving import READ_STREAMS, Saver, save_to, wait_for_readers
 from .topics import format_timestamp
 
 
@@ -121,7 +121,9 @@ class LiveTiming:
         wait = self.wait_s if wait_s is None else _number("wait_s", wait_s, 0)
         if ack is not None and not isinstance(ack, str):
             raise ValueError(f"ack must be HOST:PORT, not {ack!r}")
-        consumer = None if ack is None else ConsumerAck.parse(ack, window=ACK_WINDOW)
+        consumer = (
+            None if ack is None else ConsumerAck.parse(ack, window=ACK_WINDOW, streams=READ_STREAMS)
+        )
         with self._lock:
             self._refuse_if_busy()
             report = ReplayReport()
@@ -137,6 +139,11 @@ class LiveTiming:
                 if consumer is not None:
                     consumer.stop = self._stop
                     consumer.connect()
+                    for name in READ_STREAMS:  # open, so the consumer can find them
+                        self.publisher.outlet(name)
+                    unread = consumer.wait_for_readers(wait or ACK_READERS_S)
+                    if unread:
+                        self.logger.warning("%s does not read %s", ack, ", ".join(unread))
                 try:
                     replay(
                         files,

@@ -31,6 +31,7 @@ from .topics import decode, format_timestamp, merge, parse_timestamp, time_ms
 
 LIVETIMING = "raceplane.livetiming"
 LAP_DATA, CAR_STATUS = "raceplane.lap_data", "raceplane.car_status"
+SEQUENCED = (LAP_DATA, CAR_STATUS)  # numeric streams whose rows get their own number
 CAR_TELEMETRY, MOTION = "raceplane.car_telemetry", "raceplane.motion"
 SESSION, PARTICIPANTS, EVENTS = "raceplane.session", "raceplane.participants", "raceplane.events"
 NUMERIC = (LAP_DATA, CAR_STATUS, CAR_TELEMETRY, MOTION)
@@ -91,6 +92,7 @@ class _Layout:
         if template is None:
             template = self._templates[cars] = np.full(self.width, np.nan)
             template[self.car_columns[:, cars:].ravel()] = 0.0
+            template[self.column["header.packet_format"]] = 0.0  # live timing, as in JSON
         row = template.copy()
         row[self.header_columns] = header
         return row
@@ -129,8 +131,10 @@ class LiveSession:
         self.start: datetime | None = None
         self.session_time_s = 0.0
         self.frames = 0
-        # Every sample with a header gets the next number as its overall frame identifier: the
-        # order of the file across all streams, which consumers merge by (one key each).
+        # Samples of the streams consumers merge (every JSON one, lap_data, car_status) are
+        # numbered 1, 2, 3 ... in the overall frame identifier, without gaps or repeats: the
+        # file's order, which the lap timer merges by. Telemetry and motion rows carry the
+        # number of the last such sample.
         self.sequence = 0
         self.chequered = False
         self.red_flag = False
@@ -212,9 +216,9 @@ class LiveSession:
             "source": 0,
         }
 
-    def _numeric_header(self) -> list[float]:
+    def _numeric_header(self, stream: str) -> list[float]:
         uid = self.session_uid()
-        sequence = self._next_sequence()
+        sequence = self._next_sequence() if stream in SEQUENCED else self.sequence
         return [uid >> 32, uid & 0xFFFFFFFF, self.session_time_s, self.frames, sequence, 255, 0]
 
     def _next_sequence(self) -> int:
@@ -224,7 +228,7 @@ class LiveSession:
     def _row(self, stream: str, values: dict[str, np.ndarray]) -> np.ndarray:
         layout = self._layouts[stream]
         cars = len(self.drivers)
-        row = layout.row(self._numeric_header(), cars)
+        row = layout.row(self._numeric_header(stream), cars)
         for name, per_car in values.items():
             row[layout.cars[name][:cars]] = per_car[:cars]
         self.frames += 1
