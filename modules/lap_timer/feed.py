@@ -44,7 +44,7 @@ WAIT_S = 0.05
 # game frame) that lags before that stream is taken as stopped, and for a sparse one (events,
 # session packets), whose silence is normal, to cover the skew between two inlets.
 WATERMARK_S = 1.0
-SPARSE_WAIT_S = 0.005
+SPARSE_WAIT_S = 0.01
 
 
 class Outputs:
