@@ -152,7 +152,7 @@ def test_record_and_inspect_from_the_command_line(spawn, tmp_path):
             str(path),
             "--streams",
             "raceplane.car_*",
-            "--timeout",
+            "--idle-timeout",
             "1.5",
         ],
         stdout=subprocess.PIPE,
@@ -187,6 +187,7 @@ def test_record_and_inspect_from_the_command_line(spawn, tmp_path):
         "1.0",
     )
     second = subprocess.Popen(
+        # --timeout: the old spelling of --idle-timeout still works.
         [sys.executable, "-m", "modules.cli", "record", str(path), "--append", "--timeout", "1.5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -197,6 +198,17 @@ def test_record_and_inspect_from_the_command_line(spawn, tmp_path):
     stream = load(path).stream("raceplane.car_telemetry")
     np.testing.assert_array_equal(stream.time_series, expected_values(0, 400, 4))
     assert "400" in run_cli("inspect", str(path)).stdout
+
+
+def test_record_duration_stops_by_itself_while_data_keeps_coming(spawn, tmp_path):
+    path = tmp_path / "timed.xdf"
+    publish(spawn, "raceplane.car_telemetry", "--count", "100000000", "--push-rate", "100")
+    done = run_cli(
+        "record", str(path), "--streams", "raceplane.car_*", "--duration", "2", timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "recorded for 2 s; stopping" in done.stdout
+    load(path)  # a whole file, closed cleanly (how much data it has depends on the machine)
 
 
 def test_cli_errors_are_clear(tmp_path):
