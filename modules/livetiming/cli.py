@@ -122,7 +122,16 @@ def save(args: argparse.Namespace, logger: logging.Logger) -> int:
     saver = Saver(writer, options, logger, publisher, args.wait_s)
     _stop_on_signals(saver.stop)
     print(saver.summary(saver.run()))
-    return 0
+    if saver.writer.lines:
+        return 0
+    stats = saver.client.stats
+    why = (
+        f"could not reach the feed at {args.url}: {stats.last_error or 'no answer'}"
+        if not stats.connections
+        else "the feed sent nothing"
+    )
+    print(f"raceplane livetiming: saved nothing; {why}", file=sys.stderr)
+    return 1
 
 
 def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
@@ -150,7 +159,14 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
         f"{report.messages} messages -> {report.samples} samples, {report.refused} refused"
         + (" (stopped)" if report.stopped else "")
     )
-    return 0
+    unreadable = [file for file in report.files if file.bad_lines == file.lines]
+    for file in unreadable:
+        print(
+            f"raceplane livetiming: {file.path} is not live timing data"
+            + (f" (first line: {file.first_error})" if file.lines else " (empty)"),
+            file=sys.stderr,
+        )
+    return 1 if unreadable else 0
 
 
 def main(argv: list[str] | None = None) -> int:
