@@ -1,4 +1,4 @@
-"""The `raceplane` command as a shell user meets it: pipes, exit codes, what reaches the terminal."""
+"""The `raceplane` command as a shell user meets it: pipes, exit codes, the terminal."""
 
 from __future__ import annotations
 
