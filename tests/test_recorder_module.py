@@ -57,6 +57,19 @@ def test_commands_over_tcp_record_a_loadable_file(module, spawn, tmp_path):
     assert client.request("STOP")["recording"] is False  # STOP is for everyone: never refused
     with pytest.raises(ModuleError, match="identifiers"):
         client.request("RECORD", {"filename": "x.xdf", "bad key": 1})
+    # RECORD during a recording closes it and starts the new file, and says what it closed.
+    first = client.request("RECORD", {"filename": "first.xdf"})
+    assert first == {"file": str(tmp_path / "out" / "first.xdf")}
+    with pytest.raises(ModuleError, match=r"already recording to .*first\.xdf"):
+        client.request("RECORD", {"filename": "first.xdf"})
+    started = client.request("RECORD", {"filename": "tcp.xdf", "track": "Monza"})
+    assert started["file"] == str(tmp_path / "out" / "tcp.xdf")
+    assert started["closed"]["file"] == first["file"] and started["closed"]["error"] is None
+    assert set(started["closed"]) == {
+        "file", "files", "duration_s", "samples", "bytes", "streams", "error"
+    }  # fmt: skip
+    load(first["file"])  # closed whole
+    assert client.request("STATUS")["file"] == started["file"]
     publisher = publish(
         spawn,
         "raceplane.events",
@@ -74,10 +87,6 @@ def test_commands_over_tcp_record_a_loadable_file(module, spawn, tmp_path):
         "5.0",
     )
     assert [s["name"] for s in client.request("UPDATE", timeout=10)] == ["raceplane.events"]
-    started = client.request("RECORD", {"filename": "tcp.xdf", "track": "Monza"})
-    assert started == {"file": str(tmp_path / "out" / "tcp.xdf")}
-    with pytest.raises(ModuleError, match="already recording"):
-        client.request("RECORD")
     expect(publisher, "done")
     wait_until(lambda: stream_samples(client, "raceplane.events") == 30)
     summary = client.request("STOPRECORD", timeout=30)

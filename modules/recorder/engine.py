@@ -510,6 +510,19 @@ class Recording:
         self.sink.close()
 
 
+def summary(status: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers of a recording a person reads: where, how long, how much."""
+    return {
+        "file": status["file"],
+        "files": status["files"],
+        "duration_s": status["duration_s"],
+        "samples": status["samples"],
+        "bytes": status["bytes"],
+        "streams": len(status["streams"]),
+        "error": status["error"],
+    }
+
+
 def part_path(base: Path, part: int) -> Path:
     """The file of rotation part `part` (2, 3, ...): session.xdf -> session.part0002.xdf."""
     return base.with_name(f"{base.stem}.part{part:04d}{base.suffix}")
@@ -545,21 +558,37 @@ class Recorder:
     def record(
         self, filename: str | None = None, append: bool = False, **session: Any
     ) -> dict[str, Any]:
-        """Record into `filename` (relative to the save path); `session` is stored in the file."""
+        """Record into `filename` (relative to the save path); `session` is stored in the file.
+
+        During a recording, RECORD closes it and starts the new file (a new race, as the
+        demo's start_race macro means it); the reply's `closed` sums up the one that ended.
+        """
         with self._lock:
             name = filename or datetime.now().strftime("raceplane_%Y%m%d_%H%M%S.xdf")
             path = Path(name) if Path(name).is_absolute() else Path(self.settings.save_path) / name
-            if self.recording is not None and self.recording.running:
-                # Appending to the very recording under way (as an operator does after a
-                # restart, not knowing it resumed by itself) asks for what is happening.
-                if append and path.resolve() == self.recording.base_path.resolve():
-                    return {"file": str(self.recording.files[-1])}
-                raise ValueError(
-                    f"already recording to {self.recording.files[-1]}; STOPRECORD first"
-                )
             bad = [key for key in session if not SESSION_KEY.fullmatch(key)]
             if bad:
                 raise ValueError(f"session parameter names must be identifiers, not {bad}")
+            closed = None
+            if self.recording is not None and self.recording.running:
+                same = path.resolve() == self.recording.base_path.resolve()
+                # Appending to the very recording under way (as an operator does after a
+                # restart, not knowing it resumed by itself) asks for what is happening.
+                if same and append:
+                    return {"file": str(self.recording.files[-1])}
+                if same and filename:
+                    raise ValueError(f"already recording to {path}; RECORD another file, or append")
+                if same:  # a second automatic name within the same second
+                    path = path.with_name(f"{path.stem}_2{path.suffix}")
+                self.recording.stop()
+                closed = summary(self.recording.status())
+                self.logger.info(
+                    "closed %s (%d samples, %.1f s) to record %s",
+                    closed["file"],
+                    closed["samples"],
+                    closed["duration_s"],
+                    path,
+                )
             settings = RecorderSettings(
                 **{
                     **self.settings.__dict__,
@@ -572,7 +601,7 @@ class Recorder:
                 raise ValueError(str(error)) from None
             self.resume_error = None
             self.logger.info("recording to %s", path)
-            return {"file": str(path)}
+            return {"file": str(path)} if closed is None else {"file": str(path), "closed": closed}
 
     def resume(self) -> dict[str, Any] | None:
         """Continue the recording a killed recorder left in `state_file`; None if there is none.
