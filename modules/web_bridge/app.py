@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from .feeds import RING_SAMPLES, Feeds
@@ -85,7 +86,9 @@ def unreachable(error: Unreachable) -> HTTPException:
 
 
 def create_app(parts: Parts) -> FastAPI:
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts from files fastapi-offline installs,
+    # not from a CDN: the docs work with no internet.
+    app = FastAPIOffline(
         title="Raceplane web bridge",
         description="Live session data from LSL, and the admin writes to the lap timer and "
         "recorder. Bound beyond loopback, writes need `Authorization: Bearer TOKEN`.",
