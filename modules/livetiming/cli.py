@@ -142,7 +142,7 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
     if not args.flat_out and args.speed <= 0:
         print("raceplane livetiming: --speed must be > 0", file=sys.stderr)
         return 2
-    publisher = Publisher()
+    publisher = Publisher(f"replay:{os.getpid()}")  # the bridge shows a replay when asked
     stop = threading.Event()
     _stop_on_signals(stop.set)
     wait_for_readers(publisher, args.wait_s, logger, stop)

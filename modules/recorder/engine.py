@@ -35,6 +35,7 @@ import numpy as np
 import pylsl
 
 from modules.recorder.intent import IntentError, RecordingIntent
+from modules.recorder.retention import Retention, prune
 from modules.recorder.session_params import LEARNED, SESSION_STREAM, learned_from
 from modules.recorder.sink import SinkError, XdfSink
 from modules.recorder.xdf import StreamLayout, XdfEncoder, XdfError
@@ -65,6 +66,7 @@ class RecorderSettings:
     poll_interval: float = 0.1
     session: dict[str, str] = field(default_factory=dict)
     state_file: Path | None = None  # where a recording keeps its intent; None: never resumes
+    retention: Retention = field(default_factory=Retention)  # old recordings to delete
 
 
 @dataclass
@@ -542,6 +544,7 @@ class Recorder:
         self.logger = logger or logging.getLogger("recorder")
         self.recording: Recording | None = None
         self.resume_error: str | None = None  # why a cut recording could not be resumed
+        self.deleted = 0  # old recordings the retention limits removed
         self._lock = threading.Lock()
 
     def commands(self) -> dict[str, Any]:
@@ -601,6 +604,7 @@ class Recorder:
                 raise ValueError(str(error)) from None
             self.resume_error = None
             self.logger.info("recording to %s", path)
+            self._prune({path})
             return {"file": str(path)} if closed is None else {"file": str(path), "closed": closed}
 
     def resume(self) -> dict[str, Any] | None:
@@ -640,7 +644,20 @@ class Recorder:
             if self.recording is None:
                 raise ValueError("not recording")
             self.recording.stop()
+            self._prune(set(self.recording.files))
             return self.recording.status()
+
+    def _prune(self, keep: set[Path]) -> None:
+        """Delete the recordings past the retention limits, keeping `keep` (being written or
+        just finished)."""
+        try:
+            deleted = prune(Path(self.settings.save_path), self.settings.retention, keep)
+        except OSError as error:
+            self.logger.warning("retention: cannot clean up %s: %s", self.settings.save_path, error)
+            return
+        self.deleted += len(deleted)
+        for path in deleted:
+            self.logger.info("retention: deleted the old recording %s", path)
 
     def stop(self) -> dict[str, Any]:
         """STOP: like STOPRECORD, but not an error when idle (the control room stops everyone)."""
@@ -685,7 +702,16 @@ class Recorder:
         ]
 
     def status(self) -> dict[str, Any]:
-        base = {"save_path": str(self.settings.save_path), "patterns": self.settings.patterns}
+        retention = self.settings.retention
+        base = {
+            "save_path": str(self.settings.save_path),
+            "patterns": self.settings.patterns,
+            "retention": {
+                "keep_files": retention.keep_files,
+                "keep_bytes": retention.keep_bytes,
+                "deleted": self.deleted,
+            },
+        }
         if self.recording is None:
             return {**base, "recording": False, "error": self.resume_error}
         return {**base, **self.recording.status()}

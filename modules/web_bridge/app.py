@@ -49,6 +49,12 @@ class TrackIn(BaseModel):
     track: str = Field(min_length=1, max_length=64)
 
 
+class SourceIn(BaseModel):
+    source: str = Field(
+        description='"live" (the newest live session) or a producer from GET /api/source'
+    )
+
+
 class RecordIn(BaseModel):
     filename: str | None = Field(
         None, description="a plain file name ending in .xdf; default: a timestamped name"
@@ -139,6 +145,20 @@ def create_app(parts: Parts) -> FastAPI:
         """Track, session type, lap x of y, weather, safety car, flags."""
         with parts.feeds.lock:
             return parts.feeds.state.session
+
+    @app.get("/api/source", tags=["session"])
+    def get_source() -> dict[str, Any]:
+        """Whose session data is shown (`showing`, `replay`), what the user asked for
+        (`wanted`: "live" or a producer), and every producer seen (`sources`)."""
+        return parts.feeds.source_status()
+
+    @app.post("/api/source", tags=["session"], dependencies=writer)
+    def pick_source(body: SourceIn) -> dict[str, Any]:
+        """Show another source: "live", or a producer such as a replay."""
+        try:
+            return parts.feeds.pick_source(body.source)
+        except ValueError as error:
+            raise field_error("source", str(error)) from None
 
     @app.get("/api/standings", tags=["session"])
     def standings(session_uid: str | None = Query(None, max_length=64)) -> dict[str, Any]:
