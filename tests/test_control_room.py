@@ -290,6 +290,7 @@ def test_a_real_raceplane_module_gets_its_flags(tmp_path: Path, spawn, capsys) -
     assert gone(rec["pid"])
 
 
+@pytest.mark.timeout(900)  # may first build the peer venv: see dareplane_python
 def test_drives_a_module_built_on_dareplane_utils_0_0_24(
     tmp_path: Path, spawn, dareplane_python: Path
 ) -> None:
