@@ -244,9 +244,14 @@ def test_track_and_recorder(stack: Stack, tmp_path: Path) -> None:
     started = stack.http.post("/api/recorder/record", json={"filename": "web.xdf"})
     assert started.status_code == 200, started.text
     assert started.json()["file"].endswith("web.xdf")
-    assert stack.http.post("/api/recorder/record", json={}).status_code == 409  # already
+    again = stack.http.post("/api/recorder/record", json={"filename": "web.xdf"})
+    assert again.status_code == 409 and "already recording" in again.text
+    # Another file: the recorder closes web.xdf and starts it, and says what it closed.
+    second = stack.http.post("/api/recorder/record", json={"filename": "web2.xdf"})
+    assert second.status_code == 200 and second.json()["closed"]["file"].endswith("web.xdf")
     stopped = stack.http.post("/api/recorder/stop")
-    assert stopped.status_code == 200 and Path(stopped.json()["file"]).exists()
+    assert stopped.status_code == 200 and stopped.json()["file"].endswith("web2.xdf")
+    assert Path(stopped.json()["file"]).exists()
 
 
 def test_observer_last_values_and_since(stack: Stack) -> None:

@@ -195,24 +195,22 @@ class Feeds:
     # ---- polling ---------------------------------------------------------------------------
 
     def _poll_loop(self) -> None:
-        tower: Message | None = None  # the newest tower not yet sent
         tower_sent = 0.0
         while not self._stop.is_set():
             # The JSON streams (laps, events, standings) first and out at once: the numeric
             # ones are 20 streams of hundreds of channels, and a lap should not wait for them.
             for is_json in (True, False):
                 messages = self._pull_all(is_json)
-                # Gaps change with every LapData frame; a reader needs a few towers a second,
-                # and every client would otherwise get 20 a second.
-                towers = [m for m in messages if m.type == "tower"]
-                if towers:
-                    tower = towers[-1]
-                    messages = [m for m in messages if m.type != "tower"]
                 if messages:
                     self.publish(messages)
-            if tower is not None and time.monotonic() - tower_sent >= TOWER_INTERVAL_S:
-                self.publish([tower])
-                tower, tower_sent = None, time.monotonic()
+            # Gaps change with every LapData frame; a reader needs a few towers a second, so
+            # the tower is built and sent at most that often.
+            if time.monotonic() - tower_sent >= TOWER_INTERVAL_S:
+                with self.lock:
+                    tower = self.state.tower_news()
+                if tower:
+                    self.publish(tower)
+                    tower_sent = time.monotonic()
             self._stop.wait(POLL_S)
 
     def _pull_all(self, is_json: bool) -> list[Message]:
