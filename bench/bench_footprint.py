@@ -187,7 +187,7 @@ def main() -> int:
         while True:
             samples.append((time.monotonic() - start, family_rss_mb(bridge)))
             with ModuleClient("127.0.0.1", ports[GAME]).connect() as client:
-                if client.request("STATUS")["state"] != "running":
+                if client.request("STATUS")["state"] != "racing":
                     break
             time.sleep(5)
         first, last = samples[0][1], samples[-1][1]
