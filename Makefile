@@ -4,19 +4,26 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The stack needs only the runtime dependencies; the suite, benchmarks and linters need the
+# test extra as well.
+RUNTIME := $(VENV)/.installed-runtime
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install demo test bench soak lint format readme clean
 
-$(INSTALLED): pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(INSTALLED): $(RUNTIME)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
 
-demo: $(INSTALLED)
+demo: $(RUNTIME)
 	$(VENV)/bin/raceplane up configs/demo.toml
 
 test: $(INSTALLED)
@@ -37,7 +44,7 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-readme: $(INSTALLED)
+readme: $(RUNTIME)
 	$(VENV)/bin/raceplane streams --write-readme README.md
 
 clean:

@@ -7,6 +7,7 @@ subcommand target is a function `main(argv: list[str]) -> int`.
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib import import_module
 
@@ -111,7 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raceplane: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module_path, function, _ = SUBCOMMANDS[command]
-    return getattr(import_module(module_path), function)(rest) or 0
+    try:
+        code = getattr(import_module(module_path), function)(rest) or 0
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`raceplane streams | head`): stop quietly, as Unix tools do.
+        # Python's own flush at exit would fail again, so stdout goes to /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
 
 
 if __name__ == "__main__":

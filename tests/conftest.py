@@ -38,6 +38,8 @@ def dareplane_python() -> Path:
 
     Never .venv: that package shares our import name. Built once under .bench/ and reused; run
     its code from a directory outside the repository, whose dareplane_utils would shadow it.
+    The first test to use it builds the venv from PyPI, which took over 3 minutes on a clean
+    clone of a loaded 2-core machine: such tests take `@pytest.mark.timeout(900)`.
     """
     from bench.peers import peer_python
 

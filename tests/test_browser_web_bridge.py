@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -161,3 +162,31 @@ def test_bad_lap_time_shows_its_error_next_to_the_field(race: Race, browser: Bro
         race.shot(admin, "admin_bad_lap_time")
     finally:
         admin.close()
+
+
+def test_api_docs_work_with_the_network_cut(race: Race, browser: Browser) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, with every request beyond this machine
+    refused (as with no internet): their scripts come from files installed with Raceplane."""
+    page = browser.new_page()
+    refused: list[str] = []
+
+    def cut(route: Any) -> None:
+        host = urlsplit(route.request.url).hostname
+        if host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", cut)
+    try:
+        page.goto(race.bridge.url + "docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("Raceplane web bridge")
+        expect(page.locator(".opblock-summary-path").first).to_be_visible()
+        page.goto(race.bridge.url + "redoc")
+        expect(page.locator("redoc h1").first).to_contain_text("Raceplane web bridge")
+        expect(page.get_by_text("/api/session").first).to_be_attached()
+        # ReDoc's "API docs by Redocly" badge links its logo; nothing else goes out.
+        assert [url for url in refused if not url.endswith("redoc/logo-mini.svg")] == []
+    finally:
+        page.close()

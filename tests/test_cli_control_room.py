@@ -75,3 +75,25 @@ def test_up_with_a_bad_setup_file_names_the_line(tmp_path: Path) -> None:
     assert f"{setup}, line 4" in result.stderr and "unknown key 'colour'" in result.stderr
     missing = run("up", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2 and "cannot read setup file" in missing.stderr
+
+
+def test_a_recording_summary_fits_one_line() -> None:
+    """What `raceplane macro stop_race` prints for the recorder's STOPRECORD."""
+    stopped = {
+        "save_path": "recordings",
+        "recording": False,
+        "file": "recordings/race.xdf",
+        "files": ["recordings/race.xdf"],
+        "duration_s": 412.5,
+        "samples": 1_234_567,
+        "streams": [{"name": f"raceplane.s{i}", "samples": 10} for i in range(21)],
+        "errors": [],
+        "error": None,
+        "session": {"track": "monza"},
+    }
+    line = commands.one_line(stopped)
+    assert "\n" not in line and len(line) <= 160
+    assert line.startswith(
+        "save_path=recordings recording=False file=recordings/race.xdf files=1 duration_s=412.5 "
+        "samples=1234567 streams=21 errors=0"
+    )

@@ -144,6 +144,11 @@ def test_start_status_send_macro_restart_remote_and_down(tmp_path: Path, spawn, 
     assert "asked to fail" in capsys.readouterr().err
 
     assert commands.macro(["--port", str(port), "hello", '{"n": 2}']) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "alpha ECHO: text=hi n=2",
+        f"beta PID: {rows['beta']['pid']}",
+    ]
+    assert commands.macro(["--port", str(port), "--json", "hello", '{"n": 2}']) == 0
     steps = json.loads(capsys.readouterr().out)
     assert steps == [
         {"module": "alpha", "cmd": "ECHO", "result": {"text": "hi", "n": 2}},
@@ -285,6 +290,7 @@ def test_a_real_raceplane_module_gets_its_flags(tmp_path: Path, spawn, capsys) -
     assert gone(rec["pid"])
 
 
+@pytest.mark.timeout(900)  # may first build the peer venv: see dareplane_python
 def test_drives_a_module_built_on_dareplane_utils_0_0_24(
     tmp_path: Path, spawn, dareplane_python: Path
 ) -> None:

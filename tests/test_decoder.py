@@ -34,8 +34,9 @@ f1_packets = pytest.importorskip("f1.packets")
 
 
 class Decoder:
-    def __init__(self, process, client: ModuleClient, udp_port: int) -> None:
+    def __init__(self, process, client: ModuleClient, udp_port: int, output) -> None:
         self.process = process
+        self.output = output  # the process's stdout and stderr
         self.client = client
         self.udp_port = udp_port
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -74,7 +75,7 @@ def decoder(spawn, tmp_path) -> Iterator[Decoder]:
             env={"PYTHONFAULTHANDLER": "1"}, stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     client = ModuleClient("127.0.0.1", tcp_port, timeout=10).connect(retries=200)
-    running = Decoder(process, client, udp_port)
+    running = Decoder(process, client, udp_port, output)
     yield running
     client.request("CLOSE")
     client.close()
@@ -170,6 +171,16 @@ def test_events_session_and_notices_are_json(decoder: Decoder) -> None:
     assert "severity" not in first and second["severity"] == 2
     kinds = [json.loads(s[0])["kind"] for s in pull(notices, 2)]
     assert kinds == ["new_source", "session_started"]
+    # The log says so too, as the README promises.
+    port = decoder.sock.getsockname()[1]
+    wait_until(
+        lambda: (
+            f"new sender 127.0.0.1:{port}" in decoder.output.read_text()
+            and "new session 99 from source 0 (format 2024)" in decoder.output.read_text()
+        ),
+        timeout=20,
+        message="new sender and new session in the decoder's log",
+    )
 
 
 def test_garbage_flood_keeps_it_up_counting_and_decoding(decoder: Decoder) -> None:
@@ -322,7 +333,7 @@ def test_capture_then_replay_gives_the_same_streams(decoder: Decoder, spawn, tmp
     spawn("modules.telemetry_decoder", "--port", str(tcp_port), "--udp-port", str(udp_port),
           "--log-port", str(free_port()))  # fmt: skip
     with ModuleClient("127.0.0.1", tcp_port, timeout=10).connect(retries=200) as client:
-        second = Decoder(None, client, udp_port)
+        second = Decoder(None, client, udp_port, None)
         replayed_inlet = second.inlet("raceplane.car_status")
         replayer = spawn("modules.game_sim.replay", str(path), "--flat-out",
                          "--target-port", str(udp_port))  # fmt: skip

@@ -246,6 +246,7 @@ def test_legacy_commands_run_without_reply(server, commands):
 
 LEGACY_BAD_INPUT = [
     (b"NOPE;", "unknown command 'NOPE'"),
+    (b"echo;", "unknown command 'echo'; did you mean ECHO?"),
     (b"ECHO|{bad;", "invalid JSON payload for ECHO"),
     (b"ECHO|[1, 2];", "must be a JSON object of keyword arguments, not a JSON array"),
     (b'ECHO|{"a": 1}|{"b": 2};', "more than one '|'"),
@@ -326,6 +327,8 @@ def test_commands_on_different_connections_run_at_the_same_time(server, commands
 
 JSON_BAD_INPUT = [
     (b"NOPE;", "NOPE", "unknown command 'NOPE'; known: ECHO, BLOCK"),
+    (b"status;", "status", "unknown command 'status'; did you mean STATUS? known: "),
+    (b"ECHOO;", "ECHOO", "unknown command 'ECHOO'; did you mean ECHO? known: "),
     (b'ECHO|{"a": ;', "ECHO", "invalid JSON payload for ECHO: "),
     (
         b"ECHO|[1, 2];",

@@ -308,3 +308,29 @@ def test_fastf1_client_saves_from_the_test_server_and_raceplane_replays_it(tmp_p
     assert [(m.topic, m.data) for m in messages if not m.is_state] == [
         (topic, data) for topic, data, _ in race.feed
     ]
+
+
+def test_save_command_fails_when_the_feed_cannot_be_reached(tmp_path):
+    path = tmp_path / "saved.txt"
+    nobody = f"http://127.0.0.1:{free_port()}/signalrcore"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modules.livetiming.cli",
+            "--log-port",
+            str(free_port()),
+            "save",
+            str(path),
+            "--url",
+            nobody,
+            "--timeout",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"saved nothing; could not reach the feed at {nobody}" in result.stderr

@@ -195,8 +195,9 @@ def test_replay_command_errors(tmp_path):
     garbage = tmp_path / "garbage.txt"
     garbage.write_text("not a line\n" * 3)
     result = run("replay", str(garbage), "--flat-out", "--linger-s", "0")
-    assert result.returncode == 0
+    assert result.returncode == 1
     assert "0 of 3 lines replayed, 3 unreadable" in result.stdout
+    assert f"{garbage} is not live timing data" in result.stderr
     config = tmp_path / "bad.toml"
     config.write_text("[replay]\nsped = 2\n")
     result = run("--config", str(config), "replay", str(garbage))

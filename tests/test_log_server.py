@@ -14,6 +14,8 @@ import textwrap
 import threading
 from pathlib import Path
 
+import pytest
+
 from dareplane_utils.logging.framing import FrameDecoder, encode_frame, encode_payload
 from dareplane_utils.logging.logfile import RotatingLineWriter
 from dareplane_utils.logging.sender import JsonSocketHandler
@@ -101,6 +103,7 @@ def test_records_from_our_logger_in_another_process(spawn, tmp_path):
     assert mismatch["format_error"].startswith("TypeError")
 
 
+@pytest.mark.timeout(900)  # may first build the peer venv: see dareplane_python
 def test_records_from_dareplane_utils_own_handler(spawn, tmp_path, dareplane_python):
     logfile = tmp_path / "log.jsonl"
     port = start_server(spawn, logfile)

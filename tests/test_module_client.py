@@ -246,6 +246,7 @@ server.start_listening()
 """
 
 
+@pytest.mark.timeout(900)  # may first build the peer venv: see dareplane_python
 def test_legacy_mode_drives_the_real_dareplane_utils_server(tmp_path, dareplane_python):
     port = free_port()
     process = subprocess.Popen(

@@ -57,6 +57,19 @@ def test_commands_over_tcp_record_a_loadable_file(module, spawn, tmp_path):
     assert client.request("STOP")["recording"] is False  # STOP is for everyone: never refused
     with pytest.raises(ModuleError, match="identifiers"):
         client.request("RECORD", {"filename": "x.xdf", "bad key": 1})
+    # RECORD during a recording closes it and starts the new file, and says what it closed.
+    first = client.request("RECORD", {"filename": "first.xdf"})
+    assert first == {"file": str(tmp_path / "out" / "first.xdf")}
+    with pytest.raises(ModuleError, match=r"already recording to .*first\.xdf"):
+        client.request("RECORD", {"filename": "first.xdf"})
+    started = client.request("RECORD", {"filename": "tcp.xdf", "track": "Monza"})
+    assert started["file"] == str(tmp_path / "out" / "tcp.xdf")
+    assert started["closed"]["file"] == first["file"] and started["closed"]["error"] is None
+    assert set(started["closed"]) == {
+        "file", "files", "duration_s", "samples", "bytes", "streams", "error"
+    }  # fmt: skip
+    load(first["file"])  # closed whole
+    assert client.request("STATUS")["file"] == started["file"]
     publisher = publish(
         spawn,
         "raceplane.events",
@@ -74,10 +87,6 @@ def test_commands_over_tcp_record_a_loadable_file(module, spawn, tmp_path):
         "5.0",
     )
     assert [s["name"] for s in client.request("UPDATE", timeout=10)] == ["raceplane.events"]
-    started = client.request("RECORD", {"filename": "tcp.xdf", "track": "Monza"})
-    assert started == {"file": str(tmp_path / "out" / "tcp.xdf")}
-    with pytest.raises(ModuleError, match="already recording"):
-        client.request("RECORD")
     expect(publisher, "done")
     wait_until(lambda: stream_samples(client, "raceplane.events") == 30)
     summary = client.request("STOPRECORD", timeout=30)
@@ -152,7 +161,7 @@ def test_record_and_inspect_from_the_command_line(spawn, tmp_path):
             str(path),
             "--streams",
             "raceplane.car_*",
-            "--timeout",
+            "--idle-timeout",
             "1.5",
         ],
         stdout=subprocess.PIPE,
@@ -187,6 +196,7 @@ def test_record_and_inspect_from_the_command_line(spawn, tmp_path):
         "1.0",
     )
     second = subprocess.Popen(
+        # --timeout: the old spelling of --idle-timeout still works.
         [sys.executable, "-m", "modules.cli", "record", str(path), "--append", "--timeout", "1.5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -197,6 +207,17 @@ def test_record_and_inspect_from_the_command_line(spawn, tmp_path):
     stream = load(path).stream("raceplane.car_telemetry")
     np.testing.assert_array_equal(stream.time_series, expected_values(0, 400, 4))
     assert "400" in run_cli("inspect", str(path)).stdout
+
+
+def test_record_duration_stops_by_itself_while_data_keeps_coming(spawn, tmp_path):
+    path = tmp_path / "timed.xdf"
+    publish(spawn, "raceplane.car_telemetry", "--count", "100000000", "--push-rate", "100")
+    done = run_cli(
+        "record", str(path), "--streams", "raceplane.car_*", "--duration", "2", timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "recorded for 2 s; stopping" in done.stdout
+    load(path)  # a whole file, closed cleanly (how much data it has depends on the machine)
 
 
 def test_cli_errors_are_clear(tmp_path):

@@ -60,12 +60,17 @@ def test_tower_follows_live_positions_and_reports_changes_once() -> None:
         "raceplane.participants",
         {"participants": [{"name": n, "team_name": "Ferrari"} for n in ("A", "B", "C")]},
     )
-    messages = state.on_rows("raceplane.lap_data", [lap_frame([0, 1, 2])])
+    assert state.on_rows("raceplane.lap_data", [lap_frame([0, 1, 2])]) == []
+    messages = state.tower_news()  # built when asked, not with every row
     assert [m.type for m in messages] == ["tower"]
     assert [r["driver"] for r in messages[0].data] == ["A", "B", "C"]
     assert state.session_uid == str(UID)
-    assert state.on_rows("raceplane.lap_data", [lap_frame([0, 1, 2])]) == []  # nothing new
-    overtaken = state.on_rows("raceplane.lap_data", [lap_frame([0, 2, 1])])
+    assert state.tower_news() == []  # no row since
+    state.on_rows("raceplane.lap_data", [lap_frame([0, 1, 2])])
+    assert state.tower_news() == []  # nothing new
+    state.on_rows("raceplane.lap_data", [lap_frame([0, 1, 2])])
+    state.on_rows("raceplane.lap_data", [lap_frame([0, 2, 1])])
+    overtaken = state.tower_news()
     tower = overtaken[0].data
     assert [(r["position"], r["driver"]) for r in tower] == [(1, "A"), (2, "C"), (3, "B")]
     assert tower[2]["gap_ms"] == 2000 and tower[2]["interval_ms"] == 1000
@@ -91,7 +96,7 @@ def test_manual_board_only_when_no_game_is_live() -> None:
     state = LiveState()
     board = {"session_uid": "manual-1", "rows": [{"position": 1, "driver": "Ada", "laps": 1}]}
     messages = state.on_json("raceplane.standings", board)
-    assert [m.type for m in messages] == ["standings", "tower"]
+    assert [m.type for m in messages + state.tower_news()] == ["standings", "tower"]
     assert state.tower()[0]["driver"] == "Ada"
     assert state.snapshot()["boards"] == [board]
 
@@ -113,8 +118,8 @@ def test_session_header_and_leader_lap() -> None:
     assert session["safety_car"] == "virtual" and session["lap"] is None
     assert state.on_json("raceplane.session", packet) == []  # unchanged: no message
     updates = state.on_rows("raceplane.lap_data", [lap_frame([0, 1])])
-    assert [m.type for m in updates] == ["tower", "session"]
-    assert updates[1].data["lap"] == 2
+    assert [m.type for m in updates + state.tower_news()] == ["session", "tower"]
+    assert updates[0].data["lap"] == 2
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ STOP sets the event / terminates the process tree, CLOSE does the same and waits
 from __future__ import annotations
 
 import contextlib
+import difflib
 import itertools
 import logging
 import selectors
@@ -338,8 +339,16 @@ class DefaultServer:
             with self._work_lock:
                 self._commands_run += 1
         else:
-            known = ", ".join(self._pcomms(json_mode=True))
-            self._refuse(client, name, f"unknown command {name!r}; known: {known}")
+            self._refuse(client, name, self._unknown(name))
+
+    def _unknown(self, name: str) -> str:
+        """The error for a command nobody answers, with the one the sender probably meant."""
+        known = self._pcomms(json_mode=True)
+        meant = [cmd for cmd in known if cmd.upper() == name.upper()] or difflib.get_close_matches(
+            name.upper(), known, n=1
+        )
+        hint = f"did you mean {meant[0]}? " if meant else ""
+        return f"unknown command {name!r}; {hint}known: {', '.join(known)}"
 
     def _refuse(self, client: _Client, cmd: str | None, error: str) -> None:
         self.logger.warning(f"bad command from {client.peer}: {error}")

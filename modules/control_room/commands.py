@@ -104,6 +104,24 @@ def _print(result: Any, as_json: bool) -> None:
         print(result)
 
 
+def one_line(result: Any, width: int = 160) -> str:
+    """A command's result on one line for a person: a dict's values, lists as their length,
+    empty values left out, cut at `width` (the full result is what --json prints)."""
+    if not isinstance(result, dict):
+        text = json.dumps(result)
+    else:
+        parts = []
+        for key, value in result.items():
+            if isinstance(value, list):
+                parts.append(f"{key}={len(value)}")
+            elif isinstance(value, dict):
+                parts.append(f"{key}={{{one_line(value, width)}}}")
+            elif value is not None and value != "":
+                parts.append(f"{key}={value}")
+        text = " ".join(parts)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def status(argv: list[str]) -> int:
     parser = _parser(
         "status", "Show every module of the running stack: state, pid, uptime, CPU, memory."
@@ -152,7 +170,12 @@ def macro(argv: list[str]) -> int:
         params = _payload(args.params, "parameters")
         if "name" in params:
             raise CliError("a macro parameter may not be called 'name'", 2)
-        _print(_ask(_address(args), "MACRO", {"name": args.name, **params}), args.json)
+        steps = _ask(_address(args), "MACRO", {"name": args.name, **params})
+        if args.json:
+            _print(steps, True)
+        else:
+            for step in steps:
+                print(f"{step['module']} {step['cmd']}: {one_line(step['result'])}")
         return 0
 
     return _run("macro", body, argv, parser)

@@ -129,7 +129,16 @@ def save(args: argparse.Namespace, logger: logging.Logger) -> int:
     saver = Saver(writer, options, logger, publisher, args.wait_s)
     _stop_on_signals(saver.stop)
     print(saver.summary(saver.run()))
-    return 0
+    if saver.writer.lines:
+        return 0
+    stats = saver.client.stats
+    why = (
+        f"could not reach the feed at {args.url}: {stats.last_error or 'no answer'}"
+        if not stats.connections
+        else "the feed sent nothing"
+    )
+    print(f"raceplane livetiming: saved nothing; {why}", file=sys.stderr)
+    return 1
 
 
 def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
@@ -140,7 +149,7 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
     if not args.flat_out and args.speed <= 0:
         print("raceplane livetiming: --speed must be > 0", file=sys.stderr)
         return 2
-    publisher = Publisher()
+    publisher = Publisher(f"replay:{os.getpid()}")  # the bridge shows a replay when asked
     stop = threading.Event()
     _stop_on_signals(stop.set)
     consumer = None
@@ -179,7 +188,14 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
         + (" (stopped)" if report.stopped else "")
         + (f", all applied by {consumer.address}" if consumer and not report.stopped else "")
     )
-    return 0
+    unreadable = [file for file in report.files if file.bad_lines == file.lines]
+    for file in unreadable:
+        print(
+            f"raceplane livetiming: {file.path} is not live timing data"
+            + (f" (first line: {file.first_error})" if file.lines else " (empty)"),
+            file=sys.stderr,
+        )
+    return 1 if unreadable else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from dareplane_utils.default_server.server import DefaultServer
 from dareplane_utils.logging.logger import get_logger
 from dareplane_utils.module_cli import module_parser, parse_module_args
 from modules.recorder.engine import Recorder, RecorderSettings
+from modules.recorder.retention import Retention
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--rotate-mb", type=float, default=0.0, help="start a new file after this size (0: never)"
+    )
+    parser.add_argument(
+        "--keep-files",
+        type=int,
+        default=0,
+        help="keep only the newest N recordings in the save path, deleting older ones (0: all)",
+    )
+    parser.add_argument(
+        "--keep-gb",
+        type=float,
+        default=0.0,
+        help="keep only the newest recordings up to this many GB in the save path (0: all)",
     )
     parser.add_argument(
         "--max-channels", type=int, default=65_536, help="refuse streams wider than this"
@@ -73,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         max_string_bytes=args.max_string_bytes,
         session=session,
         state_file=args.state_file or args.save_path / f".recorder-{args.port}.state.json",
+        retention=Retention(keep_files=args.keep_files, keep_bytes=int(args.keep_gb * 1e9)),
     )
     logger = get_logger("recorder", log_host=args.log_host, log_port=args.log_port)
     recorder = Recorder(settings, logger)

@@ -17,7 +17,10 @@ from modules.recorder.xdf import XdfError
 def record_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="raceplane record",
-        description="Record LSL streams to an XDF file until Ctrl-C (or --timeout without data).",
+        description=(
+            "Record LSL streams to an XDF file until Ctrl-C, --duration, or --idle-timeout "
+            "without data."
+        ),
     )
     parser.add_argument("file", type=Path, help="XDF file to write")
     parser.add_argument(
@@ -30,12 +33,21 @@ def record_main(argv: list[str]) -> int:
         "--append", action="store_true", help="continue an existing file instead of replacing it"
     )
     parser.add_argument(
-        "--timeout",
+        "--duration",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="record for S seconds, then stop",
+    )
+    parser.add_argument(
+        "--idle-timeout",
         type=float,
         default=0.0,
         metavar="S",
         help="stop after S seconds without new data, once data has arrived",
     )
+    # The old spelling, which read as a duration; kept so existing scripts work.
+    parser.add_argument("--timeout", dest="idle_timeout", type=float, help=argparse.SUPPRESS)
     parser.add_argument(
         "--rotate-seconds", type=float, default=0.0, help="start a new file after this long"
     )
@@ -56,7 +68,8 @@ def record_main(argv: list[str]) -> int:
         return 1
     signal.signal(signal.SIGTERM, _interrupt)
     interactive = sys.stdout.isatty()
-    last_samples, last_data = 0, time.monotonic()
+    started = time.monotonic()
+    last_samples, last_data = 0, started
     try:
         while True:
             time.sleep(0.5)
@@ -67,8 +80,11 @@ def record_main(argv: list[str]) -> int:
             print(progress(status), end="\r" if interactive else "\n", flush=True)
             if status["error"] or not status["recording"]:
                 break
-            if args.timeout and last_samples and now - last_data >= args.timeout:
-                print(f"\nno data for {args.timeout:g} s; stopping", flush=True)
+            if args.duration and now - started >= args.duration:
+                print(f"\nrecorded for {args.duration:g} s; stopping", flush=True)
+                break
+            if args.idle_timeout and last_samples and now - last_data >= args.idle_timeout:
+                print(f"\nno data for {args.idle_timeout:g} s; stopping", flush=True)
                 break
     except KeyboardInterrupt:
         pass

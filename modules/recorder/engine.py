@@ -35,6 +35,7 @@ import numpy as np
 import pylsl
 
 from modules.recorder.intent import IntentError, RecordingIntent
+from modules.recorder.retention import Retention, prune
 from modules.recorder.session_params import LEARNED, SESSION_STREAM, learned_from
 from modules.recorder.sink import SinkError, XdfSink
 from modules.recorder.xdf import StreamLayout, XdfEncoder, XdfError
@@ -65,6 +66,7 @@ class RecorderSettings:
     poll_interval: float = 0.1
     session: dict[str, str] = field(default_factory=dict)
     state_file: Path | None = None  # where a recording keeps its intent; None: never resumes
+    retention: Retention = field(default_factory=Retention)  # old recordings to delete
 
 
 @dataclass
@@ -510,6 +512,19 @@ class Recording:
         self.sink.close()
 
 
+def summary(status: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers of a recording a person reads: where, how long, how much."""
+    return {
+        "file": status["file"],
+        "files": status["files"],
+        "duration_s": status["duration_s"],
+        "samples": status["samples"],
+        "bytes": status["bytes"],
+        "streams": len(status["streams"]),
+        "error": status["error"],
+    }
+
+
 def part_path(base: Path, part: int) -> Path:
     """The file of rotation part `part` (2, 3, ...): session.xdf -> session.part0002.xdf."""
     return base.with_name(f"{base.stem}.part{part:04d}{base.suffix}")
@@ -529,6 +544,7 @@ class Recorder:
         self.logger = logger or logging.getLogger("recorder")
         self.recording: Recording | None = None
         self.resume_error: str | None = None  # why a cut recording could not be resumed
+        self.deleted = 0  # old recordings the retention limits removed
         self._lock = threading.Lock()
 
     def commands(self) -> dict[str, Any]:
@@ -545,21 +561,37 @@ class Recorder:
     def record(
         self, filename: str | None = None, append: bool = False, **session: Any
     ) -> dict[str, Any]:
-        """Record into `filename` (relative to the save path); `session` is stored in the file."""
+        """Record into `filename` (relative to the save path); `session` is stored in the file.
+
+        During a recording, RECORD closes it and starts the new file (a new race, as the
+        demo's start_race macro means it); the reply's `closed` sums up the one that ended.
+        """
         with self._lock:
             name = filename or datetime.now().strftime("raceplane_%Y%m%d_%H%M%S.xdf")
             path = Path(name) if Path(name).is_absolute() else Path(self.settings.save_path) / name
-            if self.recording is not None and self.recording.running:
-                # Appending to the very recording under way (as an operator does after a
-                # restart, not knowing it resumed by itself) asks for what is happening.
-                if append and path.resolve() == self.recording.base_path.resolve():
-                    return {"file": str(self.recording.files[-1])}
-                raise ValueError(
-                    f"already recording to {self.recording.files[-1]}; STOPRECORD first"
-                )
             bad = [key for key in session if not SESSION_KEY.fullmatch(key)]
             if bad:
                 raise ValueError(f"session parameter names must be identifiers, not {bad}")
+            closed = None
+            if self.recording is not None and self.recording.running:
+                same = path.resolve() == self.recording.base_path.resolve()
+                # Appending to the very recording under way (as an operator does after a
+                # restart, not knowing it resumed by itself) asks for what is happening.
+                if same and append:
+                    return {"file": str(self.recording.files[-1])}
+                if same and filename:
+                    raise ValueError(f"already recording to {path}; RECORD another file, or append")
+                if same:  # a second automatic name within the same second
+                    path = path.with_name(f"{path.stem}_2{path.suffix}")
+                self.recording.stop()
+                closed = summary(self.recording.status())
+                self.logger.info(
+                    "closed %s (%d samples, %.1f s) to record %s",
+                    closed["file"],
+                    closed["samples"],
+                    closed["duration_s"],
+                    path,
+                )
             settings = RecorderSettings(
                 **{
                     **self.settings.__dict__,
@@ -572,7 +604,8 @@ class Recorder:
                 raise ValueError(str(error)) from None
             self.resume_error = None
             self.logger.info("recording to %s", path)
-            return {"file": str(path)}
+            self._prune({path})
+            return {"file": str(path)} if closed is None else {"file": str(path), "closed": closed}
 
     def resume(self) -> dict[str, Any] | None:
         """Continue the recording a killed recorder left in `state_file`; None if there is none.
@@ -611,7 +644,20 @@ class Recorder:
             if self.recording is None:
                 raise ValueError("not recording")
             self.recording.stop()
+            self._prune(set(self.recording.files))
             return self.recording.status()
+
+    def _prune(self, keep: set[Path]) -> None:
+        """Delete the recordings past the retention limits, keeping `keep` (being written or
+        just finished)."""
+        try:
+            deleted = prune(Path(self.settings.save_path), self.settings.retention, keep)
+        except OSError as error:
+            self.logger.warning("retention: cannot clean up %s: %s", self.settings.save_path, error)
+            return
+        self.deleted += len(deleted)
+        for path in deleted:
+            self.logger.info("retention: deleted the old recording %s", path)
 
     def stop(self) -> dict[str, Any]:
         """STOP: like STOPRECORD, but not an error when idle (the control room stops everyone)."""
@@ -656,7 +702,16 @@ class Recorder:
         ]
 
     def status(self) -> dict[str, Any]:
-        base = {"save_path": str(self.settings.save_path), "patterns": self.settings.patterns}
+        retention = self.settings.retention
+        base = {
+            "save_path": str(self.settings.save_path),
+            "patterns": self.settings.patterns,
+            "retention": {
+                "keep_files": retention.keep_files,
+                "keep_bytes": retention.keep_bytes,
+                "deleted": self.deleted,
+            },
+        }
         if self.recording is None:
             return {**base, "recording": False, "error": self.resume_error}
         return {**base, **self.recording.status()}

@@ -106,6 +106,27 @@ class Source:
         }
 
 
+def describe_notice(notice: dict[str, Any]) -> str:
+    """One log line for a notice on raceplane.decoder (the README promises these in the log)."""
+    kind, source = notice["kind"], notice.get("source")
+    if kind == "new_source":
+        return f"new sender {notice['address']} (source {source})"
+    if kind == "session_started":
+        was = notice["previous_session_uid"]
+        return (
+            f"new session {notice['session_uid']} from source {source} "
+            f"(format {notice['packet_format']}{f', was {was}' if was else ''})"
+        )
+    if kind == "restart":
+        return (
+            f"source {source} restarted: overall frame {notice['from_overall_frame']} -> "
+            f"{notice['to_overall_frame']}"
+        )
+    if kind == "flashback":
+        return f"flashback on source {source}: frame {notice['from_frame']} -> {notice['to_frame']}"
+    return f"{kind}: {notice}"
+
+
 class DecoderCore:
     def __init__(self, now: float = 0.0) -> None:
         self.sources: dict[tuple[str, int], Source] = {}

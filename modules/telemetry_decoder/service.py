@@ -29,7 +29,13 @@ import pylsl
 from dareplane_utils.stream_watcher.outlets import make_outlet, push_frames, push_json
 from modules.f1_udp.capture import CaptureWriter
 from modules.stream_catalogue import CATALOGUE, StreamDef
-from modules.telemetry_decoder.core import Datagram, DecoderCore, Publication
+from modules.telemetry_decoder.core import (
+    NOTICES,
+    Datagram,
+    DecoderCore,
+    Publication,
+    describe_notice,
+)
 
 MAX_DATAGRAM = 65535
 MAX_BATCH = 256
@@ -216,6 +222,9 @@ class Decoder:
         publications = self.core.feed(batch)
         for publication in publications:
             self._publish(publication)
+            if publication.stream == NOTICES:
+                for notice in publication.objects or ():
+                    self.logger.info(describe_notice(notice))
 
     def _write_capture(self, batch: list[Datagram]) -> None:
         # Capture times are wall-clock (the format's receive time); the LSL clock differs.

@@ -124,7 +124,7 @@ class Bridge:
     # ---- commands --------------------------------------------------------------------------
 
     def commands(self) -> dict[str, Any]:
-        return {"STATUS": self.status, "RELOAD": self.reload}
+        return {"STATUS": self.status, "RELOAD": self.reload, "SOURCE": self.source}
 
     def status(self) -> dict[str, Any]:
         with self.feeds.lock:
@@ -135,6 +135,7 @@ class Bridge:
             "uptime_s": round(time.monotonic() - self.started, 1),
             "url": f"http://{self.args.http_host}:{self.server.config.port}/",
             "token_required": not is_loopback(self.args.http_host),
+            "source": self.feeds.source_status(),
             "streams": self.feeds.describe(),
             "websocket": self.hub.status(),
             "log_tail_connected": self.logs.connected,
@@ -143,6 +144,13 @@ class Bridge:
             "lap_timer": f"{self.lap_timer.host}:{self.lap_timer.port}",
             "recorder": f"{self.recorder.host}:{self.recorder.port}",
         }
+
+    def source(self, source: str | None = None) -> dict[str, Any]:
+        """SOURCE {source?}: which session data the dashboard shows; "live" (the newest live
+        producer) or a producer from `sources`, e.g. a replay. No payload: just say."""
+        if source is None:
+            return self.feeds.source_status()
+        return self.feeds.pick_source(source)
 
     def reload(self) -> dict[str, Any]:
         """Reconnect every stream (after producers moved or restarted under new ids)."""

@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from .feeds import RING_SAMPLES, Feeds
@@ -46,6 +47,12 @@ class LapIn(BaseModel):
 
 class TrackIn(BaseModel):
     track: str = Field(min_length=1, max_length=64)
+
+
+class SourceIn(BaseModel):
+    source: str = Field(
+        description='"live" (the newest live session) or a producer from GET /api/source'
+    )
 
 
 class RecordIn(BaseModel):
@@ -85,7 +92,9 @@ def unreachable(error: Unreachable) -> HTTPException:
 
 
 def create_app(parts: Parts) -> FastAPI:
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts from files fastapi-offline installs,
+    # not from a CDN: the docs work with no internet.
+    app = FastAPIOffline(
         title="Raceplane web bridge",
         description="Live session data from LSL, and the admin writes to the lap timer and "
         "recorder. Bound beyond loopback, writes need `Authorization: Bearer TOKEN`.",
@@ -136,6 +145,20 @@ def create_app(parts: Parts) -> FastAPI:
         """Track, session type, lap x of y, weather, safety car, flags."""
         with parts.feeds.lock:
             return parts.feeds.state.session
+
+    @app.get("/api/source", tags=["session"])
+    def get_source() -> dict[str, Any]:
+        """Whose session data is shown (`showing`, `replay`), what the user asked for
+        (`wanted`: "live" or a producer), and every producer seen (`sources`)."""
+        return parts.feeds.source_status()
+
+    @app.post("/api/source", tags=["session"], dependencies=writer)
+    def pick_source(body: SourceIn) -> dict[str, Any]:
+        """Show another source: "live", or a producer such as a replay."""
+        try:
+            return parts.feeds.pick_source(body.source)
+        except ValueError as error:
+            raise field_error("source", str(error)) from None
 
     @app.get("/api/standings", tags=["session"])
     def standings(session_uid: str | None = Query(None, max_length=64)) -> dict[str, Any]:

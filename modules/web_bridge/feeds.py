@@ -26,6 +26,7 @@ from dareplane_utils.stream_watcher.lsl_stream_watcher import (
     StreamWatcher,
 )
 
+from .sources import SESSION_STREAMS, SourceRule, producer_of
 from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFrame
 
 PREFIX = "raceplane."
@@ -65,6 +66,7 @@ class Feeds:
         self.logger = logger
         self.only = set(names) if names else None  # None: every raceplane.* stream
         self.streams: dict[str, Watched] = {}
+        self.sources = SourceRule()  # whose session data is shown (guarded by the lock)
         self.telemetry_t: float | None = None  # LSL time of the newest telemetry row
         self.telemetry_seq = 0  # grows with every telemetry row: clients send only news
         self._moved = 0  # motion rows seen: the map changed
@@ -116,11 +118,49 @@ class Feeds:
             except Exception as error:  # liblsl hiccup: try again next round
                 self.logger.warning("resolving LSL streams failed: %s", error)
                 infos = []
-            for info in infos:
+            seen = [
+                (info.name(), info.source_id(), info.created_at())
+                for info in infos
+                if info.name().startswith(PREFIX)
+                and (self.only is None or info.name() in self.only)
+            ]
+            self._choose_source(seen)
+            for name, source_id, created_at in seen:
                 if self._stop.is_set():
                     return
-                self._consider(info.name(), info.source_id(), info.created_at())
+                if self.sources.shows(name, source_id):
+                    self._consider(name, source_id, created_at)
             self._stop.wait(DISCOVER_S)
+
+    def source_status(self) -> dict[str, Any]:
+        with self.lock:
+            return self.sources.status()
+
+    def pick_source(self, source: str) -> dict[str, Any]:
+        """The user's choice of session data: "live", or a producer (SOURCE, the page)."""
+        with self.lock:
+            self.sources.pick(source)
+        self._choose_source(None)
+        with self.lock:
+            return self.sources.status()
+
+    def _choose_source(self, seen: list[tuple[str, str, float]] | None) -> None:
+        """Apply the source rule to this round's streams (None: to what was last seen)."""
+        with self.lock:
+            if seen is not None:
+                self.sources.observe(seen)
+            before = self.sources.showing
+            showing = self.sources.choose()
+            notes, self.sources.notes = self.sources.notes, []
+            # A producer gone for a moment (a restarting decoder) keeps its watchers, which
+            # liblsl recovers; another producer chosen drops them.
+            if showing is not None and showing != before:
+                for name, watched in list(self.streams.items()):
+                    if name in SESSION_STREAMS and producer_of(watched.source_id) != showing:
+                        watched.watcher.disconnect()
+                        del self.streams[name]
+        for note in notes:
+            self.logger.info("source: %s", note)
 
     def _consider(self, name: str, source_id: str, created_at: float) -> None:
         if not name.startswith(PREFIX) or (self.only is not None and name not in self.only):
@@ -155,24 +195,22 @@ class Feeds:
     # ---- polling ---------------------------------------------------------------------------
 
     def _poll_loop(self) -> None:
-        tower: Message | None = None  # the newest tower not yet sent
         tower_sent = 0.0
         while not self._stop.is_set():
             # The JSON streams (laps, events, standings) first and out at once: the numeric
             # ones are 20 streams of hundreds of channels, and a lap should not wait for them.
             for is_json in (True, False):
                 messages = self._pull_all(is_json)
-                # Gaps change with every LapData frame; a reader needs a few towers a second,
-                # and every client would otherwise get 20 a second.
-                towers = [m for m in messages if m.type == "tower"]
-                if towers:
-                    tower = towers[-1]
-                    messages = [m for m in messages if m.type != "tower"]
                 if messages:
                     self.publish(messages)
-            if tower is not None and time.monotonic() - tower_sent >= TOWER_INTERVAL_S:
-                self.publish([tower])
-                tower, tower_sent = None, time.monotonic()
+            # Gaps change with every LapData frame; a reader needs a few towers a second, so
+            # the tower is built and sent at most that often.
+            if time.monotonic() - tower_sent >= TOWER_INTERVAL_S:
+                with self.lock:
+                    tower = self.state.tower_news()
+                if tower:
+                    self.publish(tower)
+                    tower_sent = time.monotonic()
             self._stop.wait(POLL_S)
 
     def _pull_all(self, is_json: bool) -> list[Message]:

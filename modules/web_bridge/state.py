@@ -157,6 +157,7 @@ class LiveState:
         self.frames: dict[str, int] = {}
         self._plans: dict[str, ColumnPlan] = {}
         self._tower: list[dict[str, Any]] = []
+        self._tower_stale = False  # LapData or standings came since the tower was last built
         self.outline: list[tuple[float, float]] = []
         self._outline_session: str | None = None
         self._tracer: int | None = None
@@ -286,12 +287,8 @@ class LiveState:
     def _on_standings(self, table: dict[str, Any]) -> list[Message]:
         uid = str(table.get("session_uid", ""))
         self.standings[uid] = table
-        messages = [Message("standings", table)]
-        tower = self.tower()
-        if tower != self._tower:
-            self._tower = tower
-            messages.append(Message("tower", tower))
-        return messages
+        self._tower_stale = True
+        return [Message("standings", table)]
 
     # ---- numeric streams -------------------------------------------------------------------
 
@@ -317,11 +314,8 @@ class LiveState:
             self.session_uid = plan.session_uid(row) or self.session_uid
             for live, values in zip(self.cars, cars, strict=True):
                 live.lap = values
+            self._tower_stale = True
             messages = []
-            tower = self.tower()
-            if tower != self._tower:
-                self._tower = tower
-                messages.append(Message("tower", tower))
             lap = self.leader_lap()
             if self.session and lap != self.session.get("lap"):
                 self.session = {**self.session, "lap": lap}
@@ -391,6 +385,18 @@ class LiveState:
         if self.session.get("session_uid") in self.standings:
             return self.standings[self.session["session_uid"]]
         return next(reversed(self.standings.values()), None)
+
+    def tower_news(self) -> list[Message]:
+        """The tower, if it changed since the last call. Built here, when the caller wants to
+        send one (a few times a second), not with every LapData row (60 Hz)."""
+        if not self._tower_stale:
+            return []
+        self._tower_stale = False
+        tower = self.tower()
+        if tower == self._tower:
+            return []
+        self._tower = tower
+        return [Message("tower", tower)]
 
     def tower(self) -> list[dict[str, Any]]:
         """The timing tower: live order from LapData, times from the lap timer's standings."""
@@ -466,25 +472,37 @@ class LiveState:
 
 @dataclass(frozen=True, slots=True)
 class TelemetryFrame:
-    """The live telemetry of every car and the map, each encoded once for every client.
+    """The live telemetry of every car and the map, each encoded at most once for every client.
 
     A client's telemetry message is then a join of the pieces it subscribed to, not a
-    serialisation of its own: the per-message cost stays flat as clients are added."""
+    serialisation of its own: the per-message cost stays flat as clients are added. A piece is
+    encoded when a client first asks for it, not when the frame is made: frames come with every
+    CarTelemetry packet (60 Hz), clients take them at their own rate and see a car or two, so
+    encoding all 22 cars for every frame was most of the bridge's work. The frame holds the
+    state's per-car dicts themselves: LiveState replaces them with every row, never changes one.
+    """
 
     seq: int
     t: float | None
-    cars: tuple[str, ...]  # JSON object text per car index
-    positions: str  # JSON list text
+    telemetry: tuple[dict[str, Any], ...]  # per car index
+    places: list[dict[str, Any]]  # the track map
+    _texts: dict[Any, str] = field(default_factory=dict)  # car index or "map" -> JSON text
 
     @classmethod
     def of(cls, seq: int, t: float | None, state: LiveState) -> TelemetryFrame:
-        cars = tuple(json.dumps(live.telemetry, separators=(",", ":")) for live in state.cars)
-        return cls(seq, t, cars, json.dumps(state.positions(), separators=(",", ":")))
+        return cls(seq, t, tuple(live.telemetry for live in state.cars), state.positions())
+
+    def _text(self, key: int | str) -> str:
+        text = self._texts.get(key)
+        if text is None:  # two threads may both encode it: the same text, no harm
+            value = self.places if key == "map" else self.telemetry[key]
+            text = self._texts[key] = json.dumps(value, separators=(",", ":"))
+        return text
 
     def message(self, cars: Sequence[int], with_map: bool) -> str:
         """The `telemetry` message for one subscription (the same text `json.dumps` gives)."""
-        chosen = ",".join(f'"{i}":{self.cars[i]}' for i in cars if 0 <= i < CARS)
-        where = f',"positions":{self.positions}' if with_map else ""
+        chosen = ",".join(f'"{i}":{self._text(i)}' for i in cars if 0 <= i < CARS)
+        where = f',"positions":{self._text("map")}' if with_map else ""
         return (
             f'{{"type":"telemetry","t":{json.dumps(self.t)},"data":{{"cars":{{{chosen}}}{where}}}}}'
         )

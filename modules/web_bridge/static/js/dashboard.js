@@ -237,3 +237,37 @@ const live = new Live(
 
 $("#car-select").addEventListener("change", (e) => select(Number(e.target.value)));
 window.addEventListener("resize", () => redraw(map, traces));
+
+// The source: the newest live session unless the user picks a replay here (or by the bridge's
+// SOURCE command); the bridge returns to live when a picked replay ends.
+async function refreshSource() {
+  const response = await fetch("/api/source");
+  if (!response.ok) return;
+  const state = await response.json();
+  const menu = $("#source");
+  const options = [["live", state.showing ? `live (${state.showing})` : "live (none)"]];
+  for (const s of state.sources) {
+    if (s.replay || s.producer !== state.showing) {
+      options.push([s.producer, s.replay ? `replay ${s.producer}` : s.producer]);
+    }
+  }
+  const key = options.map(([value, text]) => value + text).join("|");
+  if (menu.dataset.key !== key) {
+    menu.replaceChildren(...options.map(([value, text]) => new Option(text, value)));
+    menu.dataset.key = key;
+  }
+  if (document.activeElement !== menu) menu.value = state.wanted;
+  menu.classList.toggle("replay", state.replay);
+}
+
+$("#source").addEventListener("change", async (e) => {
+  await fetch("/api/source", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ source: e.target.value }),
+  });
+  e.target.blur();
+  refreshSource();
+});
+refreshSource();
+setInterval(refreshSource, 2000);
