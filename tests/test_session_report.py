@@ -49,6 +49,15 @@ def test_the_race_has_what_the_report_is_about(raced):
 
 def test_grid_and_classification_equal_truth(raced):
     report, truth, _ = raced
+    check_classification(report, truth)
+
+
+def test_stints_pit_stops_and_penalties_equal_truth(raced):
+    report, truth, _ = raced
+    check_stints_stops_penalties(report, truth)
+
+
+def check_classification(report: dict, truth: dict) -> None:
     by_car = {c["car_index"]: c for c in truth["cars"]}
     assert report["final"] is True
     grid = sorted((c["grid_position"], c["car_index"]) for c in truth["cars"] if c["grid_position"])
@@ -76,8 +85,7 @@ def test_grid_and_classification_equal_truth(raced):
             assert row["gap_laps"] == winner["laps"] - row["laps"]
 
 
-def test_stints_pit_stops_and_penalties_equal_truth(raced):
-    report, truth, _ = raced
+def check_stints_stops_penalties(report: dict, truth: dict) -> None:
     rows = {r["car_index"]: r for r in report["classification"]}
     for car in truth["cars"]:
         row = rows[car["car_index"]]
