@@ -60,6 +60,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "a session's results (grid, classification, stops, penalties): raceplane results [SESSION]",
     ),
+    "league": (
+        "modules.league.cli",
+        "main",
+        "championships: raceplane league check|attach|decide|decisions|standings LEAGUE.toml",
+    ),
     "livetiming": (
         "modules.livetiming.cli",
         "main",
