@@ -56,6 +56,16 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "send a raw UDP capture to a UDP target: raceplane replay FILE [--speed N]",
     ),
+    "results": (
+        "modules.lap_timer.results",
+        "main",
+        "a session's results (grid, classification, stops, penalties): raceplane results [SESSION]",
+    ),
+    "league": (
+        "modules.league.cli",
+        "main",
+        "championships: raceplane league check|attach|decide|decisions|standings LEAGUE.toml",
+    ),
     "livetiming": (
         "modules.livetiming.cli",
         "main",

@@ -42,6 +42,50 @@ RESULT_STATUS_NAMES = {
     0: "invalid", 1: "inactive", 2: "active", 3: "finished", 4: "did not finish",
     5: "disqualified", 6: "not classified", 7: "retired",
 }  # fmt: skip
+# m_resultReason (FinalClassification, 2025 on) and the RTMT event's reason.
+RESULT_REASON_NAMES = {
+    0: "invalid", 1: "retired", 2: "finished", 3: "terminal damage", 4: "inactive",
+    5: "not enough laps completed", 6: "black flagged", 7: "red flagged",
+    8: "mechanical failure", 9: "session skipped", 10: "session simulated",
+}  # fmt: skip
+# The PENA event's penaltyType and infringementType.
+PENALTY_TYPE_NAMES = {
+    0: "drive through", 1: "stop go", 2: "grid penalty", 3: "penalty reminder",
+    4: "time penalty", 5: "warning", 6: "disqualified", 7: "removed from formation lap",
+    8: "parked too long timer", 9: "tyre regulations", 10: "this lap invalidated",
+    11: "this and next lap invalidated", 12: "this lap invalidated without reason",
+    13: "this and next lap invalidated without reason",
+    14: "this and previous lap invalidated",
+    15: "this and previous lap invalidated without reason", 16: "retired",
+    17: "black flag timer",
+}  # fmt: skip
+INFRINGEMENT_NAMES = {
+    0: "blocking by slow driving", 1: "blocking by wrong way driving",
+    2: "reversing off the start line", 3: "big collision", 4: "small collision",
+    5: "collision failed to hand back position single",
+    6: "collision failed to hand back position multiple", 7: "corner cutting gained time",
+    8: "corner cutting overtake single", 9: "corner cutting overtake multiple",
+    10: "crossed pit exit lane", 11: "ignoring blue flags", 12: "ignoring yellow flags",
+    13: "ignoring drive through", 14: "too many drive throughs",
+    15: "drive through reminder serve within n laps", 16: "drive through reminder serve this lap",
+    17: "pit lane speeding", 18: "parked for too long", 19: "ignoring tyre regulations",
+    20: "too many penalties", 21: "multiple warnings", 22: "approaching disqualification",
+    23: "tyre regulations select single", 24: "tyre regulations select multiple",
+    25: "lap invalidated corner cutting", 26: "lap invalidated running wide",
+    27: "corner cutting ran wide gained time minor",
+    28: "corner cutting ran wide gained time significant",
+    29: "corner cutting ran wide gained time extreme", 30: "lap invalidated wall riding",
+    31: "lap invalidated flashback used", 32: "lap invalidated reset to track",
+    33: "blocking the pitlane", 34: "jump start", 35: "safety car to car collision",
+    36: "safety car illegal overtake", 37: "safety car exceeding allowed pace",
+    38: "virtual safety car exceeding allowed pace", 39: "formation lap below allowed speed",
+    40: "formation lap parking", 41: "retired mechanical failure",
+    42: "retired terminally damaged", 43: "safety car falling too far back",
+    44: "black flag timer", 45: "unserved stop go penalty", 46: "unserved drive through penalty",
+    47: "engine component change", 48: "gearbox change", 49: "parc ferme change",
+    50: "league grid penalty", 51: "retry penalty", 52: "illegal time gain",
+    53: "mandatory pitstop", 54: "attribute assigned",
+}  # fmt: skip
 DRIVER_STATUS_NAMES = {0: "in garage", 1: "flying lap", 2: "in lap", 3: "out lap", 4: "on track"}
 PIT_STATUS_NAMES = {0: "none", 1: "pitting", 2: "in pit area"}
 WEATHER_NAMES = {

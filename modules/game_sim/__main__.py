@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="cars (the last slots) that join after the start",
     )
     parser.add_argument(
+        "--penalties",
+        type=int,
+        default=defaults.penalties,
+        help="race cars given a penalty: time, drive-through, stop-go in turn",
+    )
+    parser.add_argument(
         "--speed", type=float, default=defaults.speed, help="times faster than real time"
     )
     parser.add_argument("--flat-out", action="store_true", help="no waiting between frames")
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         flashback_s=args.flashback_s,
         red_flag_at_lap=args.red_flag_at_lap,
         late_joiners=args.late_joiners,
+        penalties=args.penalties,
         format=args.format,
         speed=args.speed,
         flat_out=args.flat_out,

@@ -22,7 +22,15 @@ import numpy as np
 from modules.f1_udp.events import event_details_dtype, set_event
 from modules.f1_udp.layouts import MAX_CARS, NAME_LEN
 from modules.f1_udp.packets import PACKET_DTYPES, PacketId, fill_header, new_packet
-from modules.game_sim.race import COMPOUNDS, PIT_SPEED_KPH, SESSION_TYPES, Car, RaceSim, SimEvent
+from modules.game_sim.race import (
+    COMPOUNDS,
+    PIT_SPEED_KPH,
+    SESSION_TYPES,
+    Car,
+    RaceSim,
+    SimEvent,
+    _ms,
+)
 from modules.game_sim.tracks import BRAKE_MS2
 
 GEAR_UP_KPH = (0, 80, 115, 150, 185, 220, 258, 295)  # the speed each gear (1..8) starts at
@@ -298,6 +306,13 @@ class Broadcaster:
             numPitStops=[car.pit_stops for car in cars],
             sector=[0 if car.distance < 0 else sim.sector_of(car.distance) for car in cars],
             currentLapInvalid=[car.lap_invalid for car in cars],
+            penalties=[min(255, car.penalty_s) for car in cars],
+            numUnservedDriveThroughPens=[
+                int(car.serve_kind == "drive_through" and car.serve_lap > 0) for car in cars
+            ],
+            numUnservedStopGoPens=[
+                int(car.serve_kind == "stop_go" and car.serve_lap > 0) for car in cars
+            ],
             totalWarnings=[car.warnings for car in cars],
             cornerCuttingWarnings=[car.corner_cutting_warnings for car in cars],
             gridPosition=[car.grid_position for car in cars],
@@ -590,10 +605,13 @@ class Broadcaster:
             row["numPitStops"] = car.pit_stops
             row["resultStatus"] = _result_status(car)
             if "resultReason" in data.dtype.names:
-                row["resultReason"] = 2 if car.status == "finished" else 8
+                row["resultReason"] = {"finished": 2, "dnf": car.retire_reason}.get(car.status, 0)
             row["bestLapTimeInMS"] = car.best_lap_ms
+            row["penaltiesTime"] = min(255, car.penalty_s)
+            row["numPenalties"] = sum(1 for p in car.penalties if p.get("penalty_type") == 4)
             if sim.session_type == "race" and car.status == "finished":
-                row["totalRaceTime"] = car.finish_s - sim.lights_out_s
+                # The sum of the car's lap times (whole ms), as in TRUTH.
+                row["totalRaceTime"] = (_ms(car.finish_s) - _ms(sim.lights_out_s)) / 1000.0
             stints = _stints(car)[:8]
             row["numTyreStints"] = len(stints)
             for s, (compound, end_lap) in enumerate(stints):

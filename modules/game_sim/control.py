@@ -90,8 +90,8 @@ class GameSim:
 
     def start(self, **options: Any) -> tuple[threading.Thread, threading.Event]:
         """Start a session: {session, track, laps, cars, rate, seed, retirements, safety_car,
-        flashback_at_s, flashback_s, red_flag_at_lap, late_joiners, format, speed, flat_out,
-        target_host, target_port}; unspecified ones keep defaults."""
+        flashback_at_s, flashback_s, red_flag_at_lap, late_joiners, penalties, format, speed,
+        flat_out, target_host, target_port}; unspecified ones keep defaults."""
         settings = self.defaults.updated(options)
         pace = Pace(settings.speed, settings.flat_out)
         broadcaster = _new_session(settings)

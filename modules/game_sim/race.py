@@ -59,6 +59,18 @@ COMPOUNDS = {
     "hard": Compound("hard", 18, 19, 0.35, 0.03, 1.3),
 }
 
+# What the simulator's stewards hand out, cycling through the penalised cars, as EA's PENA
+# codes: (kind, penaltyType, infringementType, seconds). A time penalty follows two warnings
+# for the same infringement; a drive-through or stop-go is served on a later lap.
+PENALTY_KINDS = (
+    ("time", 4, 7, 5),  # time penalty, corner cutting gained time
+    ("drive_through", 0, 12, 0),  # drive through, ignoring yellow flags
+    ("stop_go", 1, 3, 10),  # stop go, big collision
+)
+WARNING_TYPE = 5
+RETIREMENT_REASONS = (3, 8)  # EA's result reasons: terminal damage, mechanical failure
+SERVED_CODES = {"drive_through": "DTSV", "stop_go": "SGSV"}
+
 
 @dataclass
 class SessionOptions:
@@ -74,6 +86,7 @@ class SessionOptions:
     flashback_s: float = 10.0  # how far back it goes
     red_flag_at_lap: int = 0  # the race is red-flagged when the leader is on this lap (0: never)
     late_joiners: int = 0  # cars (the last slots) that join the session after its start
+    penalties: int = 0  # race cars given a penalty (a time penalty, drive-through, stop-go, ...)
 
     def validate(self) -> None:
         if self.session not in SESSION_TYPES:
@@ -105,6 +118,10 @@ class SessionOptions:
                 f"2..{self.laps - 1}, not {self.red_flag_at_lap} in a {self.session}"
             )
         joiners = 0 if self.session == "time_trial" else self.cars // 2 - 1
+        if self.penalties and (self.session != "race" or self.laps < 4):
+            raise ValueError("penalties need a race of 4 laps or more (served on a later lap)")
+        if not 0 <= self.penalties <= self.cars // 2:
+            raise ValueError(f"penalties must be 0..{self.cars // 2}, not {self.penalties}")
         if not 0 <= self.late_joiners <= joiners:
             raise ValueError(f"late_joiners must be 0..{joiners}, not {self.late_joiners}")
 
@@ -190,6 +207,16 @@ class Car:
     join_s: float | None = None  # a late joiner: when it joins the session
     queue_m: float | None = None  # under a red flag: where in the pit lane it waits
     queued: bool = False
+    retire_reason: int = 0  # EA's result reason of a retirement
+    penalty_plan: tuple[str, int, float] | None = None  # (kind, lap, lap distance) to be given
+    serve_lap: int = 0  # the lap whose pit-lane pass serves the pending drive-through/stop-go
+    serve_kind: str = ""
+    serving: str = ""  # in the pit lane for: "" (tyres), "drive_through", "stop_go"
+    penalty_s: int = 0  # time penalties, added to the race time at the end
+    penalties: list[dict[str, Any]] = field(default_factory=list)  # PENA as issued, and served
+    pit_visits: list[dict[str, Any]] = field(default_factory=list)
+    stint_ages: list[int] = field(default_factory=lambda: [0])  # tyre age at each stint's start
+    laps_led: int = 0
 
     @property
     def completed(self) -> int:
@@ -213,6 +240,10 @@ class RaceSim:
         self.rng = np.random.default_rng(options.seed)
         drawn = int(self.rng.integers(1, 2**63))  # drawn either way: the race stays the same
         self.session_uid = drawn if session_uid is None else session_uid
+        # Incidents (penalties, retirement reasons) draw from their own generator, so adding
+        # them leaves every other draw, and so every race of a seed, as it was.
+        self.incident_rng = np.random.default_rng([options.seed, 19])
+        self.lap_leaders: dict[int, int] = {}  # lap -> the car that completed it first
         self.session_type = options.session
         self.total_laps = options.laps
         self.frame = -1
@@ -293,6 +324,10 @@ class RaceSim:
                 self.cars[int(index)].retire_s = (
                     self.lights_out_s + float(self.rng.uniform(0.25, 0.75)) * race_s
                 )
+            for index in retiring:
+                reason = self.incident_rng.choice(RETIREMENT_REASONS)
+                self.cars[int(index)].retire_reason = int(reason)
+            self._schedule_penalties()
             if self.options.safety_car:
                 first = min((c.retire_s for c in self.cars if c.retire_s is not None), default=None)
                 self._sc_deploy_s = first if first is not None else self.lights_out_s + 0.5 * race_s
@@ -312,6 +347,18 @@ class RaceSim:
         self._schedule_late_joiners()
         for car in self.cars:
             car.lap_tyre = car.tyre
+
+    def _schedule_penalties(self) -> None:
+        """The penalised cars (not retiring, not late), each with its infringement's lap and
+        place: early enough that a drive-through or stop-go is served before the last lap."""
+        candidates = [car for car in self.cars[: self._on_grid] if car.retire_s is None]
+        count = min(self.options.penalties, len(candidates))
+        chosen = self.incident_rng.choice(len(candidates), size=count, replace=False)
+        for k, pick in enumerate(sorted(int(i) for i in chosen)):
+            car = candidates[pick]
+            lap = int(self.incident_rng.integers(1, self.total_laps - 2))
+            at = float(self.incident_rng.uniform(0.2, 0.6)) * self.track.length_m
+            car.penalty_plan = (PENALTY_KINDS[k % len(PENALTY_KINDS)][0], lap, at)
 
     @property
     def _on_grid(self) -> int:
@@ -386,6 +433,8 @@ class RaceSim:
             self._race_control(t_prev, events)
         for car in self._movement_order():
             self._move(car, t_prev, events)
+            if car.penalty_plan is not None:
+                self._stewards(car, events)
         self._update_positions(events)
         self._check_end(events)
         return events
@@ -585,10 +634,12 @@ class RaceSim:
             elif (
                 name == "pit"
                 and car.status == "running"
-                and (self.red_flag or car.lap in car.pit_laps)
+                and (self.red_flag or car.lap in car.pit_laps or car.lap == car.serve_lap)
             ):
                 car.mode = "pit"
                 car.pit_status = 1
+                if car.lap == car.serve_lap and not self.red_flag:
+                    car.serving, car.serve_lap = car.serve_kind, 0
                 # Under a red flag the pit lane is where the cars wait: no pit stop.
                 car.lap_pit_in = not self.red_flag
                 if self.red_flag:
@@ -649,15 +700,20 @@ class RaceSim:
             car.queued = True
             return
         box = track.pit_box_m
-        if old < box <= new and (car.lap_pit_in or (car.completed and car.laps[-1].pit_in)):
+        in_lap = car.lap_pit_in or (car.completed and car.laps[-1].pit_in)
+        if old < box <= new and in_lap and car.serving != "drive_through":
             car.distance = box
             car.stopped = True
             car.pit_status = 2
-            car.stop_s = float(self.rng.uniform(2.2, 3.4))
+            if car.serving == "stop_go":  # stands for the penalty's time; no work on the car
+                car.stop_s = float(PENALTY_KINDS[2][3])
+            else:
+                car.stop_s = float(self.rng.uniform(2.2, 3.4))
+                self._change_tyres(car)
             car.stop_left_s = car.stop_s
-            self._change_tyres(car)
             return
         if new >= track.pit_exit_m and old < track.pit_exit_m:
+            self._leave_pit_lane(car, events)
             car.mode = "track"
             car.pit_status = 0
             car.distance = track.pit_exit_m
@@ -667,9 +723,73 @@ class RaceSim:
             return
         car.distance = new
 
+    def _leave_pit_lane(self, car: Car, events: list[SimEvent]) -> None:
+        """A pit-lane visit ends: a stop for tyres, or a penalty served (DTSV/SGSV)."""
+        if car.queue_m is not None or not (car.lap_pit_out or car.lap_pit_in):
+            return  # a red-flag queue: no visit
+        if car.lap_pit_out and not car.completed:
+            return  # an out-lap from the garage (a late joiner)
+        visit = {
+            "lap": car.lap - 1 if car.lap_pit_out else car.lap,  # the in-lap
+            "kind": car.serving or "tyres",
+            "pit_lane_ms": _ms(self.time_s - car.pit_lane_enter_s),
+            "stationary_ms": _ms(car.stop_s) if car.serving != "drive_through" else 0,
+        }
+        car.pit_visits.append(visit)
+        if car.serving:
+            code = SERVED_CODES[car.serving]
+            details: dict[str, float] = {"vehicleIdx": car.index}
+            if car.serving == "stop_go":
+                details["stopTime"] = car.stop_s
+            events.append(SimEvent(code, details))
+            car.penalties.append({"served": code, "lap": visit["lap"]})
+            car.serving = ""
+
+    def _stewards(self, car: Car, events: list[SimEvent]) -> None:
+        """Hands out the car's planned penalty when it reaches the planned place."""
+        assert car.penalty_plan is not None
+        kind, lap, at = car.penalty_plan
+        if car.status != "running" or car.mode != "track" or car.lap != lap or car.distance < at:
+            return
+        car.penalty_plan = None
+        _, penalty_type, infringement, seconds = next(k for k in PENALTY_KINDS if k[0] == kind)
+        if kind == "time":
+            for _ in range(2):
+                self._penalty(car, WARNING_TYPE, infringement, 255, events)
+                car.warnings += 1
+            car.penalty_s += seconds
+        else:
+            # Served on the next lap that is not the planned tyre stop.
+            car.serve_lap = lap + 1 + (lap + 1 in car.pit_laps)
+            car.serve_kind = kind
+        self._penalty(car, penalty_type, infringement, seconds or 255, events)
+
+    def _penalty(
+        self, car: Car, penalty_type: int, infringement: int, seconds: int, events: list[SimEvent]
+    ) -> None:
+        details = {
+            "penaltyType": penalty_type,
+            "infringementType": infringement,
+            "vehicleIdx": car.index,
+            "otherVehicleIdx": 255,
+            "time": seconds,
+            "lapNum": car.lap,
+            "placesGained": 255,
+        }
+        events.append(SimEvent("PENA", details))
+        car.penalties.append(
+            {
+                "penalty_type": penalty_type,
+                "infringement": infringement,
+                "time_s": seconds,
+                "lap": car.lap,
+            }
+        )
+
     def _change_tyres(self, car: Car) -> None:
         previous = car.tyre
         car.stints.append((previous, car.lap - 1))
+        car.stint_ages.append(0)  # a new set
         car.tyre = "hard" if previous != "hard" else "medium"
         car.tyre_age = 0
         car.pit_stops += 1
@@ -701,6 +821,9 @@ class RaceSim:
             self.best_lap_ms = lap_ms
             events.append(SimEvent("FTLP", {"vehicleIdx": car.index, "lapTime": lap_ms / 1000.0}))
         car.tyre_age += 1
+        if self.session_type == "race" and car.lap not in self.lap_leaders:
+            self.lap_leaders[car.lap] = car.index
+            car.laps_led += 1
         if self._session_done_for(car, when, events):
             return
         car.lap += 1
@@ -709,9 +832,8 @@ class RaceSim:
         car.lap_invalid = False
         car.lap_pit_in = False
         car.lap_pit_out = record.pit_in  # the in-lap ends in the pit lane: the next is the out-lap
-        car.lap_tyre = (
-            car.tyre if not record.pit_in else ("hard" if car.tyre != "hard" else "medium")
-        )
+        tyres_due = record.pit_in and not car.serving
+        car.lap_tyre = car.tyre if not tyres_due else ("hard" if car.tyre != "hard" else "medium")
         car.lap_target_s = self._lap_target(car)
         car.lap_positions[car.lap] = car.position
         self._plan_invalid(car)
@@ -737,7 +859,7 @@ class RaceSim:
         car.status = "dnf"
         car.speed = 0.0
         car.stints.append((car.tyre, car.completed))
-        events.append(SimEvent("RTMT", {"vehicleIdx": car.index, "reason": 8}))
+        events.append(SimEvent("RTMT", {"vehicleIdx": car.index, "reason": car.retire_reason}))
 
     def _speed_trap(self, car: Car, at_tau: float, events: list[SimEvent]) -> None:
         kph = (
@@ -866,8 +988,8 @@ class RaceSim:
 
     def _race_key(self, car: Car) -> tuple:
         length = self.track.length_m
-        if car.status == "finished":
-            return (0, -car.completed, car.finish_s)
+        if car.status == "finished":  # time penalties count once the car has finished
+            return (0, -car.completed, car.finish_s + car.penalty_s)
         if car.mode in ("absent", "garage"):  # a late joiner not yet out: behind every racer
             return (0, math.inf, float(car.index))
         progress = car.completed + car.distance / length
@@ -927,6 +1049,35 @@ class RaceSim:
             "finished": self.over,
         }
 
+    def _report_truth(self, car: Car) -> dict[str, Any]:
+        """What a session report states about the car (docs/DESIGN.md, TRUTH)."""
+        stints, start = [], 1
+        for n, (compound, end_lap) in enumerate(_stints_so_far(car)):
+            stints.append(
+                {
+                    "compound": COMPOUNDS[compound].actual,
+                    "visual": compound,
+                    "start_lap": start,
+                    "end_lap": end_lap,
+                    "tyre_age_at_start": car.stint_ages[n],
+                }
+            )
+            start = end_lap + 1
+        finished = self.session_type == "race" and car.status == "finished"
+        return {
+            "grid_position": car.grid_position,
+            "result_reason": car.retire_reason if car.status == "dnf" else 0,
+            "late_joiner": car.join_s is not None,
+            "total_time_ms": _ms(car.finish_s) - _ms(self.lights_out_s) if finished else None,
+            "penalty_s": car.penalty_s,
+            "laps_led": car.laps_led,
+            "best_lap_ms": car.best_lap_ms,
+            "warnings": car.warnings,
+            "stints": stints,
+            "pit_stops": [dict(visit) for visit in car.pit_visits],
+            "penalties": [dict(entry) for entry in car.penalties],
+        }
+
     def truth(self) -> dict[str, Any]:
         cars = []
         for car in self.cars:
@@ -939,6 +1090,7 @@ class RaceSim:
                     "status": car.status,
                     "position": car.position,
                     "laps": [record.truth() for record in car.laps],
+                    **self._report_truth(car),
                 }
             )
         return {
@@ -950,6 +1102,13 @@ class RaceSim:
             "cars": cars,
             "final_order": self.final_order(),
         }
+
+
+def _stints_so_far(car: Car) -> list[tuple[str, int]]:
+    """(compound, end lap) of every stint; a running car's current one ends at its last lap."""
+    if car.status == "running":
+        return [*car.stints, (car.tyre, car.completed)]
+    return list(car.stints)
 
 
 def _ms(seconds: float) -> int:

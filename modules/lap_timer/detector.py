@@ -47,6 +47,10 @@ FIELDS = (
     "grid_position",
     "driver_status",
     "result_status",
+    # For the session report's pit stops.
+    "pit_lane_timer_active",
+    "pit_lane_time_in_lane_ms",
+    "pit_stop_timer_ms",
 )
 
 # result_status values of the F1 UDP spec.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 from .records import Car, Lap, Session
@@ -35,6 +36,10 @@ CREATE TABLE IF NOT EXISTS laps (
 );
 CREATE INDEX IF NOT EXISTS laps_by_session ON laps (session_uid, removed);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reports (
+    session_uid TEXT PRIMARY KEY, final INTEGER NOT NULL, report TEXT NOT NULL,
+    state TEXT NOT NULL
+);
 """
 
 
@@ -198,3 +203,56 @@ class Store:
                 )
             )
         return list(sessions.values())
+
+    def save_report(self, session_uid: str, report: dict, state: dict) -> None:
+        """The session's report as it stands (and the inputs it was built from)."""
+        self._run(
+            "INSERT OR REPLACE INTO reports VALUES (?,?,?,?)",
+            (session_uid, int(bool(report["final"])), json.dumps(report), json.dumps(state)),
+        )
+
+    def report(self, session_uid: str) -> dict | None:
+        row = self._run("SELECT report FROM reports WHERE session_uid=?", (session_uid,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def report_states(self) -> dict[str, dict]:
+        rows = self._run("SELECT session_uid, state FROM reports").fetchall()
+        return {uid: json.loads(state) for uid, state in rows}
+
+
+def list_reports(path: Path | str) -> list[dict]:
+    """Every stored report's heading, newest session first (read-only: a viewer's view)."""
+    with closing(_open_read_only(path)) as db:
+        rows = db.execute(
+            "SELECT s.uid, s.session_type, s.track, s.total_laps, r.final FROM reports r "
+            "JOIN sessions s ON s.uid = r.session_uid ORDER BY s.rowid DESC"
+        ).fetchall()
+    return [
+        {"session_uid": uid, "session_type": kind, "track": track, "total_laps": laps,
+         "final": bool(final)}
+        for uid, kind, track, laps, final in rows
+    ]  # fmt: skip
+
+
+def read_report(path: Path | str, session_uid: str | None = None) -> dict:
+    """One stored report (the newest if no session is named); ValueError naming what exists."""
+    with closing(_open_read_only(path)) as db:
+        if session_uid is None:
+            row = db.execute(
+                "SELECT r.report FROM reports r JOIN sessions s ON s.uid = r.session_uid "
+                "ORDER BY s.rowid DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = db.execute(
+                "SELECT report FROM reports WHERE session_uid=?", (str(session_uid),)
+            ).fetchone()
+    if row is None:
+        have = ", ".join(r["session_uid"] for r in list_reports(path)) or "none"
+        raise ValueError(f"no report for session {session_uid or '(latest)'}; have {have}")
+    return json.loads(row[0])
+
+
+def _open_read_only(path: Path | str) -> sqlite3.Connection:
+    if not Path(path).is_file():
+        raise ValueError(f"no lap timer database at {path}")
+    return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)

@@ -19,6 +19,7 @@ from .laptime import format_lap_time, parse_lap_time
 from .packets import session_uid
 from .points import PointsRules
 from .records import MANUAL, SESSION_TYPES, Car, Lap, Session, tyre_name
+from .report import ReportState, build_report
 from .standings import compute
 from .store import Store
 
@@ -59,6 +60,10 @@ class LapTimer:
         self.current = store.meta("current") or ""
         self.manual = store.meta("manual") or ""
         self.corrections = 0
+        self.reports = {
+            uid: ReportState.from_json(state) for uid, state in store.report_states().items()
+        }
+        self._reported: dict[str, tuple] = {}  # what each stored report was built from
 
     # ----------------------------------------------------------------- game input
 
@@ -81,6 +86,7 @@ class LapTimer:
             session = self._game_session(frame.session_uid)
             detector = self._detectors.setdefault(session.uid, LapDetector())
             events = detector.feed(frame, self._tyres.get(session.uid), session.red_flag)
+            self._report_state(session.uid).on_frame(frame)
             for event in events:
                 if isinstance(event, LapsRetracted):
                     self._retract(
@@ -164,6 +170,12 @@ class LapTimer:
             self._dirty.add(session.uid)
         return gone
 
+    def _report_state(self, uid: str) -> ReportState:
+        state = self.reports.get(uid)
+        if state is None:
+            state = self.reports[uid] = ReportState()
+        return state
+
     def on_car_status(self, session_uid: str, compounds: list[int | None]) -> None:
         with self._lock:
             self._tyres[session_uid] = compounds
@@ -187,6 +199,7 @@ class LapTimer:
     def on_participants(self, packet: dict[str, Any]) -> None:
         with self._lock:
             session = self._game_session(session_uid(packet))
+            self._report_state(session.uid).on_participants(packet)
             for index, entry in enumerate(packet.get("participants", [])):
                 if index >= int(packet.get("num_active_cars", 22)) or not isinstance(entry, dict):
                     continue
@@ -203,6 +216,8 @@ class LapTimer:
             session = self._game_session(session_uid(packet))
             # The decoder puts an event's details beside its code.
             code = packet.get("code")
+            self._report_state(session.uid).on_event(packet)
+            self._dirty.add(session.uid)
             if code == "FLBK":
                 # The game rewound to this time: laps finished after it no longer happened.
                 back_to = float(packet["flashback_session_time_s"])
@@ -230,6 +245,7 @@ class LapTimer:
         with self._lock:
             session = self._game_session(session_uid(packet))
             entries = packet.get("classification_data", [])[: int(packet.get("num_cars", 22))]
+            self._report_state(session.uid).on_final_classification(packet)
             placed = []
             for index, entry in enumerate(entries):
                 position = int(entry.get("position", 0))
@@ -317,6 +333,21 @@ class LapTimer:
             dirty, self._dirty = self._dirty, set()
             for uid in dirty:
                 self._publish_standings(compute(self.sessions[uid], self.rules))
+                self._store_report(uid)
+
+    def _store_report(self, uid: str) -> None:
+        """Rebuild and store the session's report when what it is built from has changed."""
+        session, state = self.sessions[uid], self._report_state(uid)
+        basis = (
+            session.version,
+            state.version,
+            bool(session.final_order),
+            tuple((car.status, car.grid_position, car.driver) for car in session.cars.values()),
+        )
+        if self._reported.get(uid) == basis:
+            return
+        self._reported[uid] = basis
+        self.store.save_report(uid, build_report(session, state, self.rules), state.to_json())
 
     # ----------------------------------------------------------------- commands
 
@@ -327,6 +358,8 @@ class LapTimer:
             "SET_TRACK": self.set_track,
             "GET_TRACK": self.get_track,
             "GET_STANDINGS": self.get_standings,
+            "GET_REPORT": self.get_report,
+            "LIST_REPORTS": self.list_reports,
             "GET_LAPS": self.get_laps,
             "EXPORT": self.export,
             "RESET": self.reset,
@@ -426,6 +459,26 @@ class LapTimer:
     def get_standings(self, session_uid: str | None = None) -> dict[str, Any]:
         with self._lock:
             return compute(self._session(session_uid), self.rules)
+
+    def get_report(self, session_uid: str | None = None) -> dict[str, Any]:
+        """The session report (docs/DESIGN.md): the current session's unless one is named."""
+        with self._lock:
+            session = self._session(session_uid)
+            return build_report(session, self._report_state(session.uid), self.rules)
+
+    def list_reports(self) -> list[dict[str, Any]]:
+        """Every session with a report, newest first: {session_uid, session_type, track, final}."""
+        with self._lock:
+            return [
+                {
+                    "session_uid": s.uid,
+                    "session_type": s.session_type,
+                    "track": s.track,
+                    "total_laps": s.total_laps,
+                    "final": bool(s.final_order) or self._report_state(s.uid).ended,
+                }
+                for s in reversed(list(self.sessions.values()))
+            ]
 
     def get_laps(
         self, car: int | str | None = None, session_uid: str | None = None

@@ -29,6 +29,7 @@ from .feeds import RING_SAMPLES, Feeds
 from .hub import Hub
 from .links import Link, Refused, Unreachable
 from .logtail import LogTail
+from .results import register_results
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "raceplane_token"
@@ -334,6 +335,7 @@ def create_app(parts: Parts) -> FastAPI:
     async def websocket(ws: WebSocket) -> None:
         await parts.hub.serve(ws)
 
+    register_results(app, parts.lap_timer)
     return app
 
 

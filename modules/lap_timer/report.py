@@ -1,0 +1,465 @@
+"""The session report: what a league publishes after a session, from the game's streams (no I/O).
+
+The lap timer already keeps a session's laps, cars and standings; `ReportState` keeps what
+those leave out, fed from the same inputs: every pit-lane visit (from LapData's pit-lane timers),
+every PENA event and the DTSV/SGSV that serve them, the reasons of retirements (RTMT), the
+participants' race numbers and network ids, and the game's FinalClassification. `build_report`
+puts the two together into one JSON-ready dict: grid, classification (status, total time with
+penalties, gaps, laps, laps led, points), fastest lap and best sectors, and per car its stints,
+pit stops and penalties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from modules.f1_udp.appendix import (
+    ACTUAL_COMPOUND_NAMES,
+    INFRINGEMENT_NAMES,
+    PENALTY_TYPE_NAMES,
+    RESULT_REASON_NAMES,
+    name_of,
+)
+
+from .detector import IN_LAP, MAX_CARS, LapFrame
+from .points import PointsRules
+from .records import TYRES, Session
+from .standings import compute
+
+LAP_INVALIDATIONS = range(10, 16)  # PENA penalty types that only invalidate a lap
+WARNING, TIME_PENALTY, DISQUALIFIED = 5, 4, 6
+SERVED = {"DTSV": "drive_through", "SGSV": "stop_go"}
+STATUS_LABELS = {
+    "finished": "finished",
+    "dnf": "DNF",
+    "dsq": "DSQ",
+    "nc": "NC",
+    "running": "running",
+}
+
+
+@dataclass
+class PitVisit:
+    car_index: int
+    lap: int  # the in-lap: the lap the car was on when it entered the pit lane
+    pit_lane_ms: int
+    stationary_ms: int
+    exit_s: float  # session time of the first frame out of the pit lane
+    kind: str = "tyres"  # or what it served: "drive_through", "stop_go"
+
+
+@dataclass
+class ReportState:
+    """What the report needs beyond the lap timer's laps and cars, for one session."""
+
+    penalties: list[dict[str, Any]] = field(default_factory=list)
+    visits: list[PitVisit] = field(default_factory=list)
+    reasons: dict[int, int] = field(default_factory=dict)  # car -> EA's result reason
+    entrants: dict[int, dict[str, Any]] = field(default_factory=dict)  # race number, network id
+    classification: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ended: bool = False
+    version: int = 0
+    # Cars in the pit lane now: {lap, lane_ms, stop_ms, t (last frame), from_track}.
+    _lane: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _laps: dict[int, int] = field(default_factory=dict)  # each car's current lap
+
+    # ----- inputs ---------------------------------------------------------------------------
+
+    def on_frame(self, frame: LapFrame) -> None:
+        t = frame.session_time_s
+        for index in range(min(MAX_CARS, len(frame.cars["current_lap_num"]))):
+            lap = frame.car("current_lap_num", index)
+            if lap <= 0:
+                continue
+            self._laps[index] = lap
+            lane = self._lane.get(index)
+            if frame.car("pit_lane_timer_active", index):
+                if lane is None:
+                    # Driven in from the track (an in-lap), not out of the garage or a queue.
+                    from_track = frame.car("driver_status", index) == IN_LAP
+                    lane = {"lap": lap, "lane_ms": 0, "stop_ms": 0, "from_track": from_track}
+                    self._lane[index] = lane
+                lane["lane_ms"] = max(lane["lane_ms"], frame.car("pit_lane_time_in_lane_ms", index))
+                lane["stop_ms"] = max(lane["stop_ms"], frame.car("pit_stop_timer_ms", index))
+                lane["t"] = t
+            elif lane is not None:
+                del self._lane[index]
+                if lane["from_track"]:
+                    # The timer's last value is one frame old: add that frame.
+                    lane_ms = lane["lane_ms"] + round((t - lane["t"]) * 1000)
+                    self.visits.append(
+                        PitVisit(index, lane["lap"], lane_ms, lane["stop_ms"], exit_s=t)
+                    )
+                    self.version += 1
+
+    def on_event(self, packet: dict[str, Any]) -> None:
+        code = packet.get("code")
+        t = float(packet.get("header", {}).get("session_time_s") or 0.0)
+        if code == "PENA":
+            index = int(packet["vehicle_idx"])
+            if not 0 <= index < MAX_CARS:
+                raise ValueError(f"PENA for car {index}, not one of 0..{MAX_CARS - 1}")
+            other = int(packet.get("other_vehicle_idx", 255))
+            self.penalties.append(
+                {
+                    "car_index": index,
+                    "penalty_type": int(packet["penalty_type"]),
+                    "infringement": int(packet["infringement_type"]),
+                    "time_s": int(packet.get("time_s", 255)),
+                    "lap": int(packet.get("lap_num", 0)),
+                    "other_car_index": other if other < MAX_CARS else None,
+                    "session_time_s": t,
+                }
+            )
+        elif code in SERVED:
+            index = int(packet["vehicle_idx"])
+            if not 0 <= index < MAX_CARS:
+                raise ValueError(f"{code} for car {index}, not one of 0..{MAX_CARS - 1}")
+            # Sent as the car leaves the pit lane: the lap is that visit's in-lap.
+            lane = self._lane.get(index)
+            visit = next((v for v in reversed(self.visits) if v.car_index == index), None)
+            if lane is not None:
+                lap = lane["lap"]
+            elif visit is not None and abs(visit.exit_s - t) < 0.5:
+                lap = visit.lap
+            else:
+                lap = self._laps.get(index, 0)
+            served: dict[str, Any] = {
+                "car_index": index,
+                "served": code,
+                "lap": lap,
+                "session_time_s": t,
+            }
+            if packet.get("stop_time_s") is not None:
+                served["stop_time_s"] = float(packet["stop_time_s"])
+            self.penalties.append(served)
+        elif code == "RTMT" and packet.get("reason") is not None:
+            self.reasons[int(packet["vehicle_idx"])] = int(packet["reason"])
+        elif code == "FLBK":
+            self.retract_after(float(packet["flashback_session_time_s"]))
+        elif code == "SEND":
+            self.ended = True
+        else:
+            return
+        self.version += 1
+
+    def retract_after(self, back_to: float) -> None:
+        """A flashback: what happened after `back_to` did not."""
+        self.penalties = [p for p in self.penalties if p["session_time_s"] <= back_to]
+        self.visits = [v for v in self.visits if v.exit_s <= back_to]
+        self._lane.clear()
+
+    def on_participants(self, packet: dict[str, Any]) -> None:
+        active = int(packet.get("num_active_cars", MAX_CARS))
+        for index, entry in enumerate(packet.get("participants", [])[:active]):
+            if not isinstance(entry, dict):
+                continue
+            known = {
+                "race_number": int(entry.get("race_number", 0)),
+                "network_id": int(entry.get("network_id", 255)),
+                "ai": bool(entry.get("ai_controlled", 0)),
+            }
+            if self.entrants.get(index) != known:
+                self.entrants[index] = known
+                self.version += 1
+
+    def on_final_classification(self, packet: dict[str, Any]) -> None:
+        entries = packet.get("classification_data", [])[: int(packet.get("num_cars", MAX_CARS))]
+        self.classification = {
+            index: entry
+            for index, entry in enumerate(entries)
+            if isinstance(entry, dict) and int(entry.get("position", 0)) > 0
+        }
+        self.ended = True
+        self.version += 1
+
+    # ----- persistence ----------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "penalties": self.penalties,
+            "visits": [asdict(v) for v in self.visits],
+            "reasons": {str(k): v for k, v in self.reasons.items()},
+            "entrants": {str(k): v for k, v in self.entrants.items()},
+            "classification": {str(k): v for k, v in self.classification.items()},
+            "ended": self.ended,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReportState:
+        return cls(
+            penalties=list(data.get("penalties", [])),
+            visits=[PitVisit(**v) for v in data.get("visits", [])],
+            reasons={int(k): v for k, v in data.get("reasons", {}).items()},
+            entrants={int(k): v for k, v in data.get("entrants", {}).items()},
+            classification={int(k): v for k, v in data.get("classification", {}).items()},
+            ended=bool(data.get("ended", False)),
+        )
+
+
+# ----- the report -------------------------------------------------------------------------------
+
+
+def _penalty_view(entry: dict[str, Any]) -> dict[str, Any]:
+    if "served" in entry:
+        what = "drive through served" if entry["served"] == "DTSV" else "stop go served"
+        view = {"kind": "served", "what": what, "served": entry["served"], "lap": entry["lap"]}
+        if "stop_time_s" in entry:
+            view["stop_time_s"] = entry["stop_time_s"]
+        return view
+    penalty_type = entry["penalty_type"]
+    if penalty_type in LAP_INVALIDATIONS:
+        kind = "lap invalidated"
+    elif penalty_type in (WARNING, 3):
+        kind = "warning"
+    else:
+        kind = "penalty"
+    return {
+        "kind": kind,
+        "penalty_type": penalty_type,
+        "what": name_of(PENALTY_TYPE_NAMES, penalty_type),
+        "infringement": entry["infringement"],
+        "for": name_of(INFRINGEMENT_NAMES, entry["infringement"]),
+        "time_s": entry["time_s"] if entry["time_s"] != 255 else None,
+        "lap": entry["lap"],
+        "other_car_index": entry.get("other_car_index"),
+    }
+
+
+def _stints(session: Session, key: Any, classified: dict[str, Any] | None) -> list[dict]:
+    """The game's own stints (FinalClassification) when the session is over, else the laps'."""
+    if classified and int(classified.get("num_tyre_stints", 0)) > 0:
+        stints, start = [], 1
+        count = int(classified["num_tyre_stints"])
+        for actual, visual, end in zip(
+            classified["tyre_stints_actual"][:count],
+            classified["tyre_stints_visual"][:count],
+            classified["tyre_stints_end_laps"][:count],
+            strict=True,
+        ):
+            end = int(end) if int(end) != 255 else int(classified.get("num_laps", 0))
+            stints.append(
+                {
+                    "compound": name_of(ACTUAL_COMPOUND_NAMES, int(actual)),
+                    "visual": TYRES.get(int(visual), str(int(visual))),
+                    "start_lap": start,
+                    "end_lap": end,
+                    "laps": end - start + 1,
+                    "tyre_age_at_start": None,
+                }
+            )
+            start = end + 1
+        return stints
+    stints: list[dict] = []
+    laps = session.laps_of(key)
+    for number in sorted(laps):
+        lap = laps[number]
+        if stints and stints[-1]["visual"] == lap.tyre and stints[-1]["end_lap"] == number - 1:
+            stints[-1]["end_lap"] = number
+            stints[-1]["laps"] += 1
+        else:
+            stints.append(
+                {
+                    "compound": None,
+                    "visual": lap.tyre,
+                    "start_lap": number,
+                    "end_lap": number,
+                    "laps": 1,
+                    "tyre_age_at_start": None,
+                }
+            )
+    return stints
+
+
+def _pit_stops(state: ReportState, index: Any) -> list[dict[str, Any]]:
+    stops = [
+        {
+            "lap": v.lap,
+            "kind": "tyres",
+            "pit_lane_ms": v.pit_lane_ms,
+            "stationary_ms": v.stationary_ms,
+            "exit_s": v.exit_s,
+        }
+        for v in state.visits
+        if v.car_index == index
+    ]
+    # A DTSV/SGSV is sent in the frame the car leaves the pit lane: it names that visit.
+    for served in (p for p in state.penalties if p.get("served") and p["car_index"] == index):
+        for stop in stops:
+            if abs(stop["exit_s"] - served["session_time_s"]) < 0.5 and stop["kind"] == "tyres":
+                stop["kind"] = SERVED[served["served"]]
+                if stop["kind"] == "drive_through":
+                    stop["stationary_ms"] = 0
+                elif "stop_time_s" in served:
+                    stop["stationary_ms"] = round(served["stop_time_s"] * 1000)
+                break
+    for stop in stops:
+        del stop["exit_s"]
+    return stops
+
+
+def _laps_led(session: Session, eligible: list[Any]) -> dict[Any, int]:
+    """Laps each car completed first: every race car starts its lap 1 at lights out, so the
+    sum of its lap times is when it crossed the line (cars without a grid slot are left out)."""
+    crossings: dict[int, tuple[int, Any]] = {}
+    for key in eligible:
+        elapsed = 0
+        laps = session.laps_of(key)
+        for number in range(1, max(laps, default=0) + 1):
+            if number not in laps:
+                break
+            elapsed += laps[number].lap_time_ms
+            if number not in crossings or elapsed < crossings[number][0]:
+                crossings[number] = (elapsed, key)
+    led: dict[Any, int] = {}
+    for _, key in crossings.values():
+        led[key] = led.get(key, 0) + 1
+    return led
+
+
+def build_report(session: Session, state: ReportState, rules: PointsRules) -> dict[str, Any]:
+    standings = compute(session, rules)
+    final = bool(session.final_order) or state.ended
+    is_race = session.ranking == "race"
+    game = session.source == "game"
+    rows_by_key = {(row["car_index"] if game else row["driver"]): row for row in standings["rows"]}
+    grid = sorted(
+        (car.grid_position, key)
+        for key, car in session.cars.items()
+        if car.grid_position > 0 and is_race
+    )
+    eligible = [key for _, key in grid]
+    led = _laps_led(session, eligible) if is_race and game else {}
+    classification = []
+    for key, row in rows_by_key.items():
+        car = session.cars[key]
+        classified = state.classification.get(key) if game else None
+        laps = session.laps_of(key)
+        status = STATUS_LABELS.get(car.status, car.status)
+        if final and not laps and car.status not in ("finished", "dsq"):
+            status = "DNS"
+        reason = None
+        if car.status in ("dnf", "dsq", "nc"):
+            code = state.reasons.get(key)
+            if classified is not None and "result_reason" in classified:
+                code = int(classified["result_reason"])
+            reason = name_of(RESULT_REASON_NAMES, code) if code is not None else None
+        penalties = [_penalty_view(p) for p in state.penalties if game and p["car_index"] == key]
+        penalty_s = sum(
+            p["time_s"] for p in penalties if p.get("penalty_type") == TIME_PENALTY and p["time_s"]
+        )
+        if classified is not None:
+            penalty_s = int(classified.get("penalties_time_s", penalty_s) or 0)
+        total_ms = None
+        if is_race and car.status == "finished":
+            # The game's own race time once classified (a late joiner's runs from lights
+            # out too), else the sum of the car's laps.
+            count = max(laps, default=0)
+            if classified is not None:
+                total_ms = round(float(classified.get("total_race_time_s", 0.0)) * 1000)
+            elif count and all(n in laps for n in range(1, count + 1)):
+                total_ms = sum(lap.lap_time_ms for lap in laps.values())
+        best = min(
+            (lap for lap in laps.values() if lap.valid),
+            key=lambda lap: lap.lap_time_ms,
+            default=None,
+        )
+        entrant = state.entrants.get(key, {})
+        classification.append(
+            {
+                "position": row["position"],
+                "car_index": row["car_index"],
+                "driver": row["driver"],
+                "team": row["team"],
+                "race_number": entrant.get("race_number"),
+                "network_id": entrant.get("network_id"),
+                "status": status,
+                "reason": reason,
+                "grid_position": car.grid_position or None,
+                "laps": row["laps"],
+                "total_time_ms": total_ms,
+                "penalty_s": penalty_s,
+                "time_with_penalties_ms": None if total_ms is None else total_ms + 1000 * penalty_s,
+                "gap_ms": None,
+                "gap_laps": 0,
+                "laps_led": led.get(key, 0),
+                "best_lap_ms": row["best_lap_ms"],
+                "best_lap_number": best.lap if best else None,
+                "best_sectors_ms": row["best_sectors_ms"],
+                "pit_stop_count": row["pit_stops"],
+                "points": row["points"],
+                "stints": _stints(session, key, classified) if game else [],
+                "pit_stops": _pit_stops(state, key) if game else [],
+                "penalties": penalties,
+                "warnings": sum(1 for p in penalties if p["kind"] == "warning"),
+                "laps_invalidated": sum(1 for p in penalties if p["kind"] == "lap invalidated"),
+            }
+        )
+    _gaps(classification, is_race, standings["rows"])
+    return {
+        "session_uid": session.uid,
+        "source": session.source,
+        "session_type": session.session_type,
+        "ranking": session.ranking,
+        "track": session.track,
+        "total_laps": session.total_laps,
+        "game_year": session.game_year,
+        "final": final,
+        "grid": [
+            {
+                "position": position,
+                "car_index": session.cars[key].car_index,
+                "driver": session.cars[key].driver,
+                "team": session.cars[key].team,
+            }
+            for position, key in grid
+        ],
+        "classification": classification,
+        "fastest_lap": standings["fastest_lap"],
+        "best_sectors": _best_sectors(session),
+        "penalties": [
+            {"driver": row["driver"], "car_index": row["car_index"], **p}
+            for row in classification
+            for p in row["penalties"]
+            if p["kind"] != "lap invalidated"
+        ],
+    }
+
+
+def _gaps(rows: list[dict[str, Any]], is_race: bool, standings: list[dict[str, Any]]) -> None:
+    """Race: to the winner on time with penalties, or whole laps down; else the standings'."""
+    if not rows:
+        return
+    if not is_race:
+        for row, table in zip(rows, standings, strict=True):
+            row["gap_ms"] = table["gap_ms"]
+        return
+    leader = rows[0]
+    for row in rows:
+        if row["laps"] < leader["laps"]:
+            row["gap_laps"] = leader["laps"] - row["laps"]
+        elif row["time_with_penalties_ms"] is not None and leader["time_with_penalties_ms"]:
+            row["gap_ms"] = row["time_with_penalties_ms"] - leader["time_with_penalties_ms"]
+        else:
+            table = next((t for t in standings if t["position"] == row["position"]), None)
+            row["gap_ms"] = table["gap_ms"] if table else None
+
+
+def _best_sectors(session: Session) -> list[dict[str, Any] | None]:
+    out: list[dict[str, Any] | None] = []
+    for sector in range(3):
+        timed = [lap for lap in session.laps if lap.valid and lap.sector_ms[sector] is not None]
+        best = min(timed, key=lambda lap: (lap.sector_ms[sector], lap.id or 0), default=None)
+        out.append(
+            None
+            if best is None
+            else {
+                "sector": sector + 1,
+                "time_ms": best.sector_ms[sector],
+                "driver": best.driver,
+                "car_index": best.car_index,
+                "lap": best.lap,
+            }
+        )
+    return out

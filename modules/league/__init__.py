@@ -1,0 +1,1 @@
+"""Championships: a league file, sessions attached to rounds, stewards' decisions, standings."""
