@@ -436,3 +436,81 @@ def test_streams_of_another_lsl_session_are_invisible(spawn, publish, tmp_path):
     watcher.connect_to_stream(timeout=10)
     assert watcher.info.source_id() == f"{name}@test"  # only ours, and no ambiguity warning
     watcher.disconnect()
+
+
+@pytest.mark.parametrize("fmt", ["float32", "string"])
+def test_pull_takes_a_flood_exactly_once_without_overrunning_a_small_ring(fmt, publish, watchers):
+    name = unique_name()
+    flood = 5000
+    publish(
+        name,
+        "--format",
+        fmt,
+        "--channels",
+        "2",
+        "--chunk",
+        "50",
+        "--count",
+        str(flood),
+        "--flat-out",
+        "--wait-consumer",
+        "10",
+    )
+    watcher = watchers(name, buffer_size_samples=16)
+    watcher.connect_to_stream(timeout=10, ambiguity_wait_s=0)
+    wait_until(lambda: watcher.inlet.samples_available() >= flood, message="the flood queued")
+    got: list[np.ndarray] = []
+
+    def drain() -> bool:
+        values, stamps = watcher.pull(max_samples=7)
+        assert len(values) == len(stamps) <= 7
+        got.append(values)
+        return sum(len(v) for v in got) >= flood
+
+    wait_until(drain, message="the whole flood pulled")
+    np.testing.assert_array_equal(np.concatenate(got).astype(object), expected(0, flood, 2, fmt))
+    assert watcher.overruns == 0
+    assert watcher.pull()[0].shape == (0, 2)
+
+
+def test_pull_counts_what_update_let_fall_off_the_ring(publish, watchers, caplog):
+    name = unique_name()
+    publish(name, "--channels", "1", "--count", "30", "--flat-out", "--wait-consumer", "10")
+    watcher = watchers(name, buffer_size_samples=10)
+    watcher.connect_to_stream(timeout=10, ambiguity_wait_s=0)
+    wait_until(lambda: watcher.inlet.samples_available() >= 30, message="30 samples queued")
+    assert watcher.update() == 30  # Dareplane's update takes everything: 20 are overwritten
+    with caplog.at_level(logging.WARNING):
+        values, _ = watcher.pull()
+    np.testing.assert_array_equal(values[:, 0], np.arange(20, 30))
+    assert watcher.overruns == 20
+    assert "20 samples overwritten" in caplog.text
+
+
+def test_pull_in_background_mode_reads_what_the_thread_took(publish, watchers):
+    name = unique_name()
+    publish(
+        name,
+        "--channels",
+        "3",
+        "--rate",
+        "2000",
+        "--chunk",
+        "10",
+        "--count",
+        "400",
+        "--wait-consumer",
+        "10",
+    )
+    watcher = watchers(name, buffer_size_s=1)
+    watcher.connect_to_stream(timeout=10, ambiguity_wait_s=0)
+    watcher.start_background()
+    got: list[np.ndarray] = []
+
+    def drain() -> bool:
+        got.append(watcher.pull()[0])
+        return sum(len(v) for v in got) >= 400
+
+    wait_until(drain, message="400 samples")
+    np.testing.assert_array_equal(np.concatenate(got), synthetic.frames(0, 400, 3, "float32"))
+    assert watcher.overruns == 0

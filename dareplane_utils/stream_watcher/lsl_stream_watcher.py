@@ -11,6 +11,13 @@
 `buffer` is (n_samples, n_channels) and `buffer_t` (n_samples,); `curr_i` is always the next
 write position, so the newest sample sits at `curr_i - 1` and `unfold_buffer()` returns the
 ring oldest-first. String streams (JSON) use an object buffer of `str`.
+
+A consumer that must see every sample exactly once reads with `pull()` instead:
+
+    values, stamps = sw.pull()            # what arrived since the last pull, oldest first
+    sw.overruns                           # samples that fell off the ring before being pulled
+
+The ring itself is `ring.Ring` (no LSL).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import numpy as np
 import pylsl
 
 from dareplane_utils.stream_watcher.outlets import CHANNEL_FORMATS
+from dareplane_utils.stream_watcher.ring import Ring
 
 # Dareplane's ring length for irregular streams, kept so ported modules behave the same.
 IRREGULAR_BUFFER_SAMPLES = 1000
@@ -128,9 +136,7 @@ class StreamWatcher:
         self.channel_format = ""
         self.nominal_srate = 0.0
 
-        self.buffer: np.ndarray = np.array([])
-        self.buffer_t: np.ndarray = np.array([])
-        self.curr_i = 0  # next write position; the newest sample is at curr_i - 1
+        self.ring: Ring | None = None  # made by connect_to_stream, sized for the stream
         self.n_new = 0  # samples since the caller last set it to 0
         self.n_total = 0  # samples ever received on this connection
         self.last_t = 0.0
@@ -236,11 +242,7 @@ class StreamWatcher:
             self.channel_format = _FORMAT_NAMES[info.channel_format()]
             self.nominal_srate = info.nominal_srate()
             size = self._ring_length()
-            dtype = _NUMPY_DTYPES[self.channel_format]
-            fill: Any = "" if dtype is object else 0
-            self.buffer = np.full((size, len(channels)), fill, dtype=dtype)
-            self.buffer_t = np.zeros(size)
-            self.curr_i = 0
+            self.ring = Ring(size, len(channels), _NUMPY_DTYPES[self.channel_format])
             self.n_new = 0
             self.n_total = 0
             self.last_t = 0.0
@@ -300,17 +302,67 @@ class StreamWatcher:
         with self._lock:
             return self._update_locked()
 
-    def _update_locked(self) -> int:
+    def pull(
+        self, max_samples: int | None = None, release: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every sample exactly once, oldest first: those not pulled before, at most
+        `max_samples` (values (n, channels) and stamps (n,), copies).
+
+        Takes from liblsl only what fits into the ring beside the samples not pulled yet, so
+        a backlog waits in liblsl's queue and nothing is overwritten by pulling itself. A
+        sample overwritten before it was pulled (by `update()` or the background thread
+        outrunning the reader) is counted in `overruns` and logged, never skipped silently.
+        `release` drops the ring's references to pulled strings (memory stays flat with large
+        JSON texts; `last`/`unfold_buffer` then show "" for them).
+        """
+        with self._lock:
+            if self._thread is not None:
+                if not self._thread.is_alive():
+                    self.stop_background()  # raises what stopped the thread
+            else:
+                ring = self._ring()
+                wanted = ring.size if max_samples is None else min(max_samples, ring.size)
+                if ring.unread < wanted:
+                    self._update_locked(ring.free)
+            ring = self._ring()
+            overruns = ring.overruns
+            values, stamps = ring.pull(max_samples, release)
+            if ring.overruns > overruns:
+                self.logger.warning(
+                    "LSL stream %r: %d samples overwritten in the ring before they were pulled "
+                    "(%d in all)",
+                    self.name,
+                    ring.overruns - overruns,
+                    ring.overruns,
+                )
+            return values, stamps
+
+    @property
+    def overruns(self) -> int:
+        """Samples that fell off the ring before `pull()` took them."""
+        return 0 if self.ring is None else self.ring.overruns
+
+    def _update_locked(self, budget: int | None = None) -> int:
         inlet = self._connected_inlet()
+        ring = self._ring()
+        if budget is None:
+            budget = max(ring.size, MAX_PULL_PER_UPDATE)
         if inlet.was_clock_reset():
             # liblsl reconnected to a restarted producer with the same source_id.
             self._recovery_pending = True
         try:
             if self.channel_format == "string":
-                return self._pull_strings(inlet)
-            return self._pull_numeric(inlet)
+                return self._pull_strings(inlet, ring, budget)
+            return self._pull_numeric(inlet, ring, budget)
         except pylsl.util.LostError as exc:
             raise self._lost() from exc
+
+    def _ring(self) -> Ring:
+        if self.ring is None:
+            raise StreamWatcherNotConnected(
+                f"StreamWatcher {self.name!r} has never been connected; call connect_to_stream()"
+            )
+        return self.ring
 
     def _lost(self) -> StreamLostError:
         return StreamLostError(
@@ -325,14 +377,13 @@ class StreamWatcher:
             )
         return self.inlet
 
-    def _pull_numeric(self, inlet: pylsl.StreamInlet) -> int:
-        size, n_channels = self.buffer.shape
-        row_bytes = self.buffer.strides[0]
-        data_at, times_at = self.buffer.ctypes.data, self.buffer_t.ctypes.data
-        budget = max(size, MAX_PULL_PER_UPDATE)
+    def _pull_numeric(self, inlet: pylsl.StreamInlet, ring: Ring, budget: int) -> int:
+        size, n_channels = ring.buffer.shape
+        row_bytes = ring.buffer.strides[0]
+        data_at, times_at = ring.buffer.ctypes.data, ring.buffer_t.ctypes.data
         pulled = 0
         while pulled < budget:
-            start = self.curr_i
+            start = ring.curr_i
             want = min(size - start, budget - pulled)
             # liblsl writes samples and timestamps straight into the ring. This is liblsl's
             # pull_chunk as pylsl binds it; pylsl's wrapper costs ~10 us more per call and
@@ -351,46 +402,35 @@ class StreamWatcher:
             n = n_values // n_channels
             if n == 0:
                 break
-            self._advance(n, self.buffer_t[start : start + n])
+            ring.advance(n)
+            self._arrived(n, ring.buffer_t[start : start + n])
             pulled += n
             if n < want:
                 break
         return pulled
 
-    def _pull_strings(self, inlet: pylsl.StreamInlet) -> int:
-        budget = max(len(self.buffer), MAX_PULL_PER_UPDATE)
+    def _pull_strings(self, inlet: pylsl.StreamInlet, ring: Ring, budget: int) -> int:
         pulled = 0
         while pulled < budget:
-            samples, stamps = inlet.pull_chunk(timeout=0.0, max_samples=STRING_PULL_SAMPLES)
+            want = min(STRING_PULL_SAMPLES, budget - pulled)
+            samples, stamps = inlet.pull_chunk(timeout=0.0, max_samples=want)
             n = len(stamps)
             if n == 0:
                 break
             self._write(samples, np.asarray(stamps, dtype=np.float64))
             pulled += n
-            if n < STRING_PULL_SAMPLES:
+            if n < want:
                 break
         return pulled
 
     def _write(self, samples: Sequence[Sequence[Any]] | np.ndarray, stamps: np.ndarray) -> None:
         """Copy samples into the ring (wrapping; only the newest ring's worth survives)."""
-        n = len(stamps)
-        size = len(self.buffer)
-        kept = min(n, size)
-        rows = samples[n - kept :]
-        times = stamps[n - kept :]
-        start = (self.curr_i + n - kept) % size
-        first = min(kept, size - start)
-        self.buffer[start : start + first] = rows[:first]
-        self.buffer_t[start : start + first] = times[:first]
-        if kept > first:
-            self.buffer[: kept - first] = rows[first:]
-            self.buffer_t[: kept - first] = times[first:]
-        self._advance(n, stamps)
+        self._ring().write(samples, stamps)
+        self._arrived(len(stamps), stamps)
 
-    def _advance(self, n: int, stamps: np.ndarray) -> None:
+    def _arrived(self, n: int, stamps: np.ndarray) -> None:
         if self._recovery_pending:
             self._record_recovery(stamps)
-        self.curr_i = (self.curr_i + n) % len(self.buffer)
         self.n_new += n
         self.n_total += n
         self.last_t = float(stamps[-1])
@@ -493,25 +533,45 @@ class StreamWatcher:
         """How many samples in the ring are real (the rest are still the initial fill)."""
         return min(self.n_total, len(self.buffer))
 
+    # Dareplane's ring attributes, kept on the Ring.
+    @property
+    def buffer(self) -> np.ndarray:
+        return np.array([]) if self.ring is None else self.ring.buffer
+
+    @buffer.setter
+    def buffer(self, value: np.ndarray) -> None:
+        self._ring().buffer = value
+
+    @property
+    def buffer_t(self) -> np.ndarray:
+        return np.array([]) if self.ring is None else self.ring.buffer_t
+
+    @buffer_t.setter
+    def buffer_t(self, value: np.ndarray) -> None:
+        self._ring().buffer_t = value
+
+    @property
+    def curr_i(self) -> int:
+        return 0 if self.ring is None else self.ring.curr_i
+
+    @curr_i.setter
+    def curr_i(self, value: int) -> None:
+        self._ring().curr_i = value
+
     def unfold_buffer(self) -> np.ndarray:
         """The whole ring, oldest first (Dareplane's semantics: initial fill included)."""
         with self._lock:
-            return np.concatenate((self.buffer[self.curr_i :], self.buffer[: self.curr_i]))
+            return self._ring().unfold()[0]
 
     def unfold_buffer_t(self) -> np.ndarray:
         """The ring's timestamps, oldest first, matching `unfold_buffer()`."""
         with self._lock:
-            return np.concatenate((self.buffer_t[self.curr_i :], self.buffer_t[: self.curr_i]))
+            return self._ring().unfold()[1]
 
     def last(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The newest `n` samples and their timestamps, oldest first (fewer if fewer came)."""
         with self._lock:
-            self._connected_or_filled()
-            if not 0 <= n <= len(self.buffer):
-                raise ValueError(f"ask for 0..{len(self.buffer)} samples (the ring), got {n}")
-            n = min(n, self.n_buffered)
-            index = (self.curr_i - n + np.arange(n)) % len(self.buffer)
-            return self.buffer[index], self.buffer_t[index]
+            return self._ring().last(n)
 
     def since(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Samples stamped after `t` that are still in the ring, oldest first."""
@@ -534,12 +594,6 @@ class StreamWatcher:
         with self._lock:
             data, _ = self.last(self.n_buffered if n is None else n)
             return data[:, index]
-
-    def _connected_or_filled(self) -> None:
-        if self.buffer.ndim != 2:
-            raise StreamWatcherNotConnected(
-                f"StreamWatcher {self.name!r} has never been connected; call connect_to_stream()"
-            )
 
     def __repr__(self) -> str:
         state = "connected" if self.inlet is not None else "not connected"
