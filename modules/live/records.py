@@ -1,0 +1,27 @@
+"""The records a live client hands to telemetry callbacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """One car's chosen channels from one sample of a per-car stream.
+
+    `values` maps a field name (`speed_kph`, as in the stream catalogue without `car<ii>.`)
+    to its value, None where the game gave no value (a field the packet format lacks, or a
+    restricted one); `units` maps the same names to their units.
+    """
+
+    stream: str
+    car: int
+    session_uid: int
+    session_time_s: float
+    frame: int
+    time: float  # the sample's LSL timestamp
+    values: dict[str, float | None]
+    units: dict[str, str]
+
+    def __getitem__(self, field: str) -> float | None:
+        return self.values[field]
