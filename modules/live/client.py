@@ -32,6 +32,7 @@ import numpy as np
 
 from dareplane_utils.stream_watcher.lsl_stream_watcher import StreamNotFoundError, StreamWatcher
 from modules.live.dispatch import Callback, Callbacks
+from modules.live.records import Record
 from modules.live.topics import (
     LIVETIMING_STREAM,
     TelemetryPlan,
@@ -81,9 +82,10 @@ class LiveClient:
     # ---- registering ---------------------------------------------------------------------
 
     def on(self, topic: str, function: Callback | None = None) -> Any:
-        """Call `function(record: dict)` for every record of `topic` (a decorator without
-        `function`). Topics: laps, standings, events, session, participants, decoder, ... (the
-        catalogue's JSON streams) or a live-timing topic such as TimingData."""
+        """Call `function(record)` for every record of `topic` (a decorator without
+        `function`); the record is a dict with `.topic` and `.time` (LSL) attributes. Topics:
+        laps, standings, events, session, participants, decoder, ... (the catalogue's JSON
+        streams) or a live-timing topic such as TimingData."""
         stream = stream_of_topic(topic)
 
         def register(fn: Callback) -> Callback:
@@ -279,9 +281,10 @@ class LiveClient:
                     if decoded is None:
                         self.logger.warning("%s: a sample that is not a JSON object", stream.name)
                         continue
-                    topic, record = decoded
+                    topic, fields = decoded
                     if topic in topics:
-                        items.append((float(stamp), sequence, topic, record))
+                        record = Record(topic, float(stamp), fields)
+                        items.append((record.time, sequence, topic, record))
                         sequence += 1
             for plan, key in self._plans:
                 if plan.stream != stream.name:

@@ -1,4 +1,4 @@
-"""The records a live client hands to telemetry callbacks."""
+"""The records a live client hands to callbacks."""
 
 from __future__ import annotations
 
@@ -25,3 +25,15 @@ class Telemetry:
 
     def __getitem__(self, field: str) -> float | None:
         return self.values[field]
+
+
+class Record(dict):
+    """One JSON record (a lap, a standings table, a live-timing message ...): the record's own
+    keys, plus `topic` and `time` (the sample's LSL timestamp) as attributes."""
+
+    __slots__ = ("time", "topic")
+
+    def __init__(self, topic: str, time: float, fields: dict) -> None:
+        super().__init__(fields)
+        self.topic = topic
+        self.time = time
