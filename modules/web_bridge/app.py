@@ -20,7 +20,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
@@ -116,6 +122,20 @@ def create_app(parts: Parts) -> FastAPI:
             raise HTTPException(401, "this bridge needs a token for writes (Authorization: Bearer)")
 
     writer = [Depends(require_token)]
+    # The raw data (what programs read) is guarded like the writes when bound beyond loopback;
+    # the dashboard's own reads stay open.
+    observer = [Depends(require_token)]
+
+    @app.middleware("http")
+    async def refuse_wrong_token(request: Request, call_next: Any) -> Response:
+        """A request that brings a token the bridge does not know is refused, whatever it
+        asks for: a client with a stale token hears so at once."""
+        presented = parts.token is not None and request.headers.get("authorization")
+        if presented and not authorised(request):
+            return JSONResponse(
+                {"detail": "wrong token for this web bridge (Authorization: Bearer)"}, 401
+            )
+        return await call_next(request)
 
     # ---- pages -----------------------------------------------------------------------------
 
@@ -216,12 +236,12 @@ def create_app(parts: Parts) -> FastAPI:
         except Unreachable as error:
             raise unreachable(error) from None
 
-    @app.get("/api/streams", tags=["observer"])
+    @app.get("/api/streams", tags=["observer"], dependencies=observer)
     def streams() -> list[dict[str, Any]]:
         """Every LSL stream the bridge watches."""
         return parts.feeds.describe()
 
-    @app.get("/api/channels", tags=["observer"])
+    @app.get("/api/channels", tags=["observer"], dependencies=observer)
     def channels(stream: str | None = Query(None, max_length=100)) -> dict[str, Any]:
         """The newest value of every numeric channel (of one stream if named)."""
         try:
@@ -229,7 +249,7 @@ def create_app(parts: Parts) -> FastAPI:
         except KeyError as error:
             raise HTTPException(404, error.args[0]) from None
 
-    @app.get("/api/channels/{stream}/{channel}", tags=["observer"])
+    @app.get("/api/channels/{stream}/{channel}", tags=["observer"], dependencies=observer)
     def channel_since(
         stream: str,
         channel: str,

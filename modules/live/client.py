@@ -1,0 +1,299 @@
+"""Callbacks on a live session: the client's edges (LSL inlets, threads, the run loop).
+
+    client = LiveClient()
+
+    @client.on("laps")
+    def show(lap: dict) -> None: ...
+
+    @client.on_telemetry(cars=[0], channels=["speed_kph", "throttle"], rate_hz=10)
+    def trace(sample: Telemetry) -> None: ...
+
+    client.run(until=lambda: ..., timeout_s=60)    # or client.start() ... client.stop()
+    await client.run_async(...)                     # async def callbacks are awaited here
+
+Every sample of a stream is read exactly once, in order (StreamWatcher.pull); a round's
+records of several streams are delivered in the order of their LSL timestamps. Streams are
+looked for in the background: one whose producer is not there yet is reported (a warning in
+the log, `status()["missing"]`) and read from the moment it appears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dareplane_utils.stream_watcher.lsl_stream_watcher import StreamNotFoundError, StreamWatcher
+from modules.live.dispatch import Callback, Callbacks
+from modules.live.records import Record
+from modules.live.topics import (
+    LIVETIMING_STREAM,
+    TelemetryPlan,
+    decode_json,
+    stream_of_fields,
+    stream_of_topic,
+)
+
+RING_SAMPLES = 8192  # per stream: what may arrive between two rounds (minutes at 60 Hz)
+FIND_ROUND_S = 0.5  # one discovery attempt; stop() waits at most this long for a finder
+MISSING_AFTER_S = 5.0  # a stream not found by then is reported
+
+
+@dataclass
+class _Input:
+    """One stream the client reads, and whether it has been found."""
+
+    name: str
+    watcher: StreamWatcher
+    since: float = field(default_factory=time.monotonic)
+    connected: bool = False
+    reported_missing: bool = False
+    samples: int = 0
+
+
+class LiveClient:
+    """Register callbacks on topics and per-car telemetry, then run."""
+
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        poll_interval_s: float = 0.005,
+        missing_after_s: float = MISSING_AFTER_S,
+    ) -> None:
+        self.logger = logger or logging.getLogger("raceplane.live")
+        self.poll_interval_s = poll_interval_s
+        self.missing_after_s = missing_after_s
+        self.callbacks = Callbacks(self.logger)
+        self._json_streams: dict[str, set[str]] = {}  # stream -> topics wanted from it
+        self._plans: list[tuple[TelemetryPlan, str]] = []  # plan, its callbacks' key
+        self._inputs: dict[str, _Input] = {}
+        self._stop = threading.Event()
+        self._finders: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # ---- registering ---------------------------------------------------------------------
+
+    def on(self, topic: str, function: Callback | None = None) -> Any:
+        """Call `function(record)` for every record of `topic` (a decorator without
+        `function`); the record is a dict with `.topic` and `.time` (LSL) attributes. Topics:
+        laps, standings, events, session, participants, decoder, ... (the catalogue's JSON
+        streams) or a live-timing topic such as TimingData."""
+        stream = stream_of_topic(topic)
+
+        def register(fn: Callback) -> Callback:
+            self._refuse_after_start()
+            self.callbacks.add(topic, fn)
+            self._json_streams.setdefault(stream, set()).add(topic)
+            return fn
+
+        return register if function is None else register(function)
+
+    def on_telemetry(
+        self,
+        cars: Iterable[int],
+        channels: Iterable[str],
+        rate_hz: float | None = None,
+        stream: str | None = None,
+        function: Callback | None = None,
+    ) -> Any:
+        """Call `function(sample: Telemetry)` for each chosen car in each sample of the per-car
+        stream holding `channels` (field names: `speed_kph`, `throttle`, ...), at most
+        `rate_hz` per car by the game's session time (None: every sample)."""
+        plan = TelemetryPlan(
+            stream_of_fields(tuple(channels), stream), tuple(cars), tuple(channels), rate_hz
+        )
+        key = f"telemetry:{plan.stream}#{len(self._plans)}"
+
+        def register(fn: Callback) -> Callback:
+            self._refuse_after_start()
+            self.callbacks.add(key, fn)
+            self._plans.append((plan, key))
+            return fn
+
+        return register if function is None else register(function)
+
+    def _refuse_after_start(self) -> None:
+        if self._inputs:
+            raise RuntimeError("register callbacks before the client runs")
+
+    # ---- running -------------------------------------------------------------------------
+
+    def start(self) -> LiveClient:
+        """Look for the streams and deliver records on a thread of the client's own."""
+        self._refuse_async()
+        self._open()
+        self._thread = threading.Thread(target=self._loop, name="live-client", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        for finder in self._finders:
+            finder.join(timeout=FIND_ROUND_S + 5)
+        for stream in self._inputs.values():
+            stream.watcher.disconnect()
+
+    def __enter__(self) -> LiveClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run(self, until: Callable[[], bool] | None = None, timeout_s: float | None = None) -> None:
+        """Deliver records in this thread until `until()` is true, `timeout_s` has passed or
+        stop() is called; then close the streams."""
+        self._refuse_async()
+        self._open()
+        try:
+            self._loop(until, timeout_s)
+        finally:
+            self.stop()
+
+    async def run_async(
+        self, until: Callable[[], bool] | None = None, timeout_s: float | None = None
+    ) -> None:
+        """As run(), in an asyncio loop: async def callbacks are awaited in order."""
+        self._open()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            while not self._done(until, deadline):
+                delivered = 0
+                for topic, record in self._round():
+                    delivered += 1
+                    for pending in self.callbacks.deliver(topic, record):
+                        await pending
+                if not delivered:
+                    await asyncio.sleep(self.poll_interval_s)
+        finally:
+            await asyncio.to_thread(self.stop)
+
+    def status(self) -> dict[str, Any]:
+        """Streams read (connected, samples, overruns), streams still missing, records
+        delivered per topic, exceptions per callback."""
+        with self._lock:
+            streams = {
+                name: {
+                    "connected": s.connected,
+                    "samples": s.samples,
+                    "overruns": s.watcher.overruns,
+                }
+                for name, s in self._inputs.items()
+            }
+        return {
+            "streams": streams,
+            "missing": sorted(name for name, s in streams.items() if not s["connected"]),
+            "delivered": dict(self.callbacks.delivered),
+            "callback_errors": dict(self.callbacks.errors),
+        }
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def _refuse_async(self) -> None:
+        if any(inspect.iscoroutinefunction(fn) for fn in self.callbacks.functions()):
+            raise TypeError("async def callbacks need `await client.run_async()`")
+
+    def _open(self) -> None:
+        if self._inputs:
+            return
+        wanted = set(self._json_streams) | {plan.stream for plan, _ in self._plans}
+        if not wanted:
+            raise RuntimeError("no callbacks registered: use client.on(...) first")
+        for name in sorted(wanted):
+            watcher = StreamWatcher(name, logger=self.logger, buffer_size_samples=RING_SAMPLES)
+            self._inputs[name] = _Input(name, watcher)
+            finder = threading.Thread(
+                target=self._find, args=(self._inputs[name],), name=f"find-{name}", daemon=True
+            )
+            self._finders.append(finder)
+            finder.start()
+
+    def _find(self, stream: _Input) -> None:
+        while not self._stop.is_set():
+            try:
+                stream.watcher.connect_to_stream(timeout=FIND_ROUND_S, ambiguity_wait_s=0)
+            except StreamNotFoundError:
+                if not stream.reported_missing and (
+                    time.monotonic() - stream.since >= self.missing_after_s
+                ):
+                    stream.reported_missing = True
+                    self.logger.warning(
+                        "no LSL stream %s after %.0f s: is its producer running? (still looking)",
+                        stream.name,
+                        self.missing_after_s,
+                    )
+                continue
+            with self._lock:
+                stream.connected = True
+            if stream.reported_missing:
+                self.logger.info("found LSL stream %s", stream.name)
+            for plan, _ in self._plans:
+                if plan.stream == stream.name:
+                    plan.bind(stream.watcher.channel_names, stream.watcher.channel_units)
+            return
+
+    def _done(self, until: Callable[[], bool] | None, deadline: float | None) -> bool:
+        if self._stop.is_set():
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return True
+        return bool(until and until())
+
+    def _loop(
+        self, until: Callable[[], bool] | None = None, timeout_s: float | None = None
+    ) -> None:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._done(until, deadline):
+            delivered = 0
+            for topic, record in self._round():
+                delivered += 1
+                self.callbacks.deliver(topic, record)  # no awaitables: _refuse_async
+            if not delivered:
+                self._stop.wait(self.poll_interval_s)
+
+    def _round(self) -> list[tuple[str, Any]]:
+        """Everything that arrived since the last round, as (topic, record), ordered by the
+        samples' LSL timestamps (each stream's own order kept)."""
+        items: list[tuple[float, int, str, Any]] = []
+        sequence = 0
+        for stream in self._inputs.values():
+            if not stream.connected:
+                continue
+            is_json = stream.name in self._json_streams
+            values, stamps = stream.watcher.pull(release=is_json)
+            if not len(stamps):
+                continue
+            with self._lock:
+                stream.samples += len(stamps)
+            if is_json:
+                topics = self._json_streams[stream.name]
+                for text, stamp in zip(values[:, 0], stamps, strict=True):
+                    decoded = decode_json(stream.name, text)
+                    if decoded is None:
+                        self.logger.warning("%s: a sample that is not a JSON object", stream.name)
+                        continue
+                    topic, fields = decoded
+                    if topic in topics:
+                        record = Record(topic, float(stamp), fields)
+                        items.append((record.time, sequence, topic, record))
+                        sequence += 1
+            for plan, key in self._plans:
+                if plan.stream != stream.name:
+                    continue
+                for sample in plan.records(np.asarray(values, dtype=float), stamps):
+                    items.append((sample.time, sequence, key, sample))
+                    sequence += 1
+        items.sort(key=lambda item: (item[0], item[1]))
+        return [(topic, record) for _, _, topic, record in items]
+
+
+__all__ = ["LIVETIMING_STREAM", "LiveClient"]
