@@ -105,11 +105,15 @@ def run_lap_timer(streams: Streams) -> LapTimer:
         if stream is None:
             continue
         inputs.set_channels(name, stream.labels)
-        batch += zip(stream.stamps.tolist(), [name] * len(stream.stamps), stream.values)
+        batch += zip(
+            stream.stamps.tolist(), [name] * len(stream.stamps), stream.values, strict=True
+        )
     for name in TIMER_JSON:
         stream = streams.json.get(name)
         if stream is not None:
-            batch += zip(stream.stamps.tolist(), [name] * len(stream.stamps), stream.objects)
+            batch += zip(
+                stream.stamps.tolist(), [name] * len(stream.stamps), stream.objects, strict=True
+            )
     refused = inputs.handle_batch(batch)
     if refused:
         stream, error = refused[0]

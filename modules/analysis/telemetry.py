@@ -128,7 +128,7 @@ def resample(telemetry: pd.DataFrame, distance: np.ndarray) -> pd.DataFrame:
     out = {"Distance": distance, "Time": np.interp(distance, base_distance, base_seconds)}
     raw_distance = telemetry["Distance"].to_numpy(float)
     order = np.argsort(raw_distance, kind="stable")
-    for column in TRACE_COLUMNS + ("X", "Y"):
+    for column in (*TRACE_COLUMNS, "X", "Y"):
         values = telemetry[column].to_numpy(float)[order]
         if column in ("nGear", "DRS"):
             at = np.clip(np.searchsorted(raw_distance[order], distance, "right") - 1, 0, None)
