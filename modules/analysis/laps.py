@@ -166,11 +166,12 @@ def _car_laps(
         if len(rows):
             first = rows[0]
             into = frames.lap_time_ms[first]
-            # The game says how far into the lap its first frame was; the live feed does not.
-            start = frames.time[first] - (into / 1000.0 if np.isfinite(into) else 0.0)
             if np.isfinite(into):
+                # The game says how far into the lap its first frame was.
+                start = frames.time[first] - into / 1000.0
                 end = start + seconds
             elif rows[-1] + 1 < len(frames.time):
+                # The live feed does not: the lap ended when the next one was reported begun.
                 end = frames.time[rows[-1] + 1]
         if end is None and lap.session_time_s is not None:
             end = lap.session_time_s

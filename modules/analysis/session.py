@@ -70,4 +70,6 @@ def open_recording(*files: str | Path) -> Session:
     a live-timing file (FastF1's saved format, plain or gzip). RecordingError if it can't be."""
     if not files:
         raise RecordingError("open_recording() needs at least one file")
-    return Session(read(*files), name=", ".join(Path(f).name for f in files))
+    names = sorted(Path(f).name for f in files)
+    name = names[0] if len(names) == 1 else f"{names[-1]} ({len(names)} parts)"
+    return Session(read(*files), name=name)

@@ -130,7 +130,8 @@ def _kind(path: Path) -> str:
         return "xdf"
     if head.startswith(CAPTURE_MAGIC):
         return "capture"
-    if head.startswith(b"\x1f\x8b") or head.lstrip()[:1] in (b"[", b"{") or b"{" in head:
+    # FastF1's saved format: gzip, or one `[topic, data, timestamp]` literal a line.
+    if head.startswith(b"\x1f\x8b") or head.lstrip()[:1] == b"[":
         return "livetiming"
     raise RecordingError(
         f"{path} is neither an XDF recording, a raw UDP capture nor a live-timing file"

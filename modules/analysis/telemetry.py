@@ -118,7 +118,8 @@ def _with_ends(telemetry: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         distance = np.concatenate(([0.0], distance[inside], [length]))
         seconds = np.concatenate(([0.0], seconds[inside], [lap_time]))
     # np.interp needs rising distances (a car at rest repeats one).
-    rising = np.concatenate(([True], np.diff(distance) > 0))
+    rising = np.ones(len(distance), bool)
+    rising[1:] = np.diff(distance) > 0
     return distance[rising], seconds[rising]
 
 
