@@ -6,11 +6,13 @@ difference; rotated parts in any order, files cut mid-chunk, and the raw capture
 from __future__ import annotations
 
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import pyxdf
 
 from modules.analysis import RecordingError, delta_time, open_recording
 from modules.f1_udp import PacketId, packet_dtype
@@ -191,3 +193,96 @@ def test_files_that_are_not_recordings_get_a_clear_error(tmp_path):
         open_recording(tmp_path / "notes.txt")
     with pytest.raises(RecordingError, match="cannot read"):
         open_recording(tmp_path / "missing.xdf")
+
+
+# ---- an XDF file written by another program, in LabRecorder's layout -------------------------
+
+
+def _chunk(tag: int, content: bytes) -> bytes:
+    # LabRecorder writes every length with 4 bytes (the spec allows 1, 4 or 8).
+    return bytes([4]) + struct.pack("<I", len(content) + 2) + struct.pack("<H", tag) + content
+
+
+def _varlen(value: int) -> bytes:
+    return bytes([4]) + struct.pack("<I", value)
+
+
+def write_labrecorder_like(path: Path, streams: list[dict]) -> None:
+    """A minimal XDF writer of our own, laid out as LabRecorder lays its files out: header,
+    all stream headers, boundary, samples chunks of every stream in turn with a timestamp on
+    every sample, clock offsets, footers. `streams`: {name, type, format, labels, stamps,
+    values (rows: numbers, or one string each)}."""
+    out = [b"XDF:", _chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')]
+    for sid, s in enumerate(streams, start=1):
+        channels = "".join(f"<channel><label>{label}</label></channel>" for label in s["labels"])
+        info = (
+            f'<?xml version="1.0"?><info><name>{s["name"]}</name><type>{s["type"]}</type>'
+            f"<channel_count>{len(s['labels'])}</channel_count><nominal_srate>0</nominal_srate>"
+            f"<channel_format>{s['format']}</channel_format><source_id>{s['name']}@lab"
+            "</source_id><version>1.1</version><created_at>1</created_at><uid>x</uid>"
+            "<session_id>default</session_id><hostname>lab</hostname>"
+            f"<desc><channels>{channels}</channels></desc></info>"
+        )
+        out.append(_chunk(2, struct.pack("<I", sid) + info.encode()))
+    out.append(_chunk(5, bytes.fromhex("43A546DCCBF5410FB30ED5467383CBE4")))
+    step = 500
+    longest = max(len(s["stamps"]) for s in streams)
+    for start in range(0, longest, step):
+        for sid, s in enumerate(streams, start=1):
+            stamps = s["stamps"][start : start + step]
+            if not len(stamps):
+                continue
+            body = [struct.pack("<I", sid), _varlen(len(stamps))]
+            for k, stamp in enumerate(stamps):
+                body.append(b"\x08" + struct.pack("<d", stamp))
+                row = s["values"][start + k]
+                if s["format"] == "string":
+                    raw = row.encode()
+                    body.append(_varlen(len(raw)) + raw)
+                else:
+                    body.append(np.asarray(row, "<f8").tobytes())
+            out.append(_chunk(3, b"".join(body)))
+            out.append(_chunk(4, struct.pack("<Idd", sid, float(stamps[-1]), 0.0)))
+    for sid in range(1, len(streams) + 1):
+        footer = b'<?xml version="1.0"?><info><first_timestamp>0</first_timestamp></info>'
+        out.append(_chunk(6, struct.pack("<I", sid) + footer))
+    path.write_bytes(b"".join(out))
+
+
+def test_an_xdf_from_another_program(race, session, tmp_path):
+    from modules.recorder import load
+
+    recorded = load(*race.parts)
+    streams = []
+    for stream in recorded.streams:
+        numeric = stream.layout.dtype is not None
+        streams.append(
+            {
+                "name": stream.name,
+                "type": stream.stream_type,
+                "format": "double64" if numeric else "string",
+                "labels": stream.channel_labels,
+                "stamps": stream.time_stamps,
+                "values": stream.time_series if numeric else [r[0] for r in stream.time_series],
+            }
+        )
+    ours = tmp_path / "labrecorder_race.xdf"
+    write_labrecorder_like(ours, streams)
+    loaded, _ = pyxdf.load_xdf(str(ours), synchronize_clocks=False, dejitter_timestamps=False)
+    assert sorted(s["info"]["name"][0] for s in loaded) == sorted(s["name"] for s in streams)
+    columns = ["CarIndex", "LapNumber", "LapTime", "Sector1Time", "Compound", "PitIn", "Valid"]
+    pd.testing.assert_frame_equal(open_recording(ours).laps[columns], session.laps[columns])
+
+    eeg = tmp_path / "eeg.xdf"
+    rng = np.random.default_rng(1)
+    write_labrecorder_like(
+        eeg,
+        [
+            {"name": "EEG", "type": "EEG", "format": "double64", "labels": ["C3", "C4"],
+             "stamps": np.arange(100) / 100, "values": rng.normal(size=(100, 2))},
+            {"name": "Markers", "type": "Markers", "format": "string", "labels": ["m"],
+             "stamps": np.array([0.5]), "values": ["start"]},
+        ],
+    )  # fmt: skip
+    with pytest.raises(RecordingError, match=r"no raceplane .*it has: EEG, Markers"):
+        open_recording(eeg)

@@ -9,20 +9,22 @@ pit lane entry and exit times) is read from the recorded LapData around each lap
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from modules.lap_timer.detector import RESULT_FINISHED
+from modules.lap_timer.detector import MAX_CARS, RESULT_FINISHED
 from modules.lap_timer.inputs import CAR_STATUS, LAP_DATA, Inputs
 from modules.lap_timer.inputs import JSON as TIMER_JSON
 from modules.lap_timer.points import PointsRules
 from modules.lap_timer.store import Store
 from modules.lap_timer.timer import LapTimer
 
-from .sources import RecordingError, Streams
+from .sources import JsonStream, NumericStream, RecordingError, Streams
 
 # The lap timer's tyre names -> FastF1's Compound values.
 COMPOUNDS = {
@@ -91,7 +93,15 @@ def car_frames(streams: Streams, uid: str, car: int) -> CarFrames:
 
 
 def run_lap_timer(streams: Streams) -> LapTimer:
-    """The lap timer, fed every recorded sample it reads, in time order."""
+    """The lap timer, fed the recorded samples it reads, in time order.
+
+    Only the samples that can change what it finds are handed over (a whole race at 60 Hz is
+    hundreds of thousands of frames, most of them repeating the last): LapData frames in which
+    a field the lap detector reads changed, or time went back (a flashback), and the frame
+    before each; CarStatus samples whose tyres changed; JSON packets whose content (not their
+    header's clock) changed, and each car's last SessionHistory again at the end, so the
+    cross-check sees every lap the detector has seen.
+    """
     if LAP_DATA not in streams.numeric:
         raise RecordingError(
             "the recording has no raceplane.lap_data stream: it holds no laps "
@@ -100,25 +110,103 @@ def run_lap_timer(streams: Streams) -> LapTimer:
     timer = LapTimer(Store(":memory:"), PointsRules())
     inputs = Inputs(timer)
     batch: list[tuple[float, str, Any]] = []
-    for name in (LAP_DATA, CAR_STATUS):
-        stream = streams.numeric.get(name)
-        if stream is None:
-            continue
-        inputs.set_channels(name, stream.labels)
-        batch += zip(
-            stream.stamps.tolist(), [name] * len(stream.stamps), stream.values, strict=True
-        )
+    lap_data = streams.numeric[LAP_DATA]
+    inputs.set_channels(LAP_DATA, lap_data.labels)
+    keep = _changes(lap_data, [f"car{i:02d}.{f}" for i in range(MAX_CARS) for f in DETECTOR_FIELDS])
+    keep |= _time_went_back(lap_data)
+    status = streams.numeric.get(CAR_STATUS)
+    if status is not None:
+        inputs.set_channels(CAR_STATUS, status.labels)
+        tyres = _changes(status, [f"car{i:02d}.visual_tyre_compound" for i in range(MAX_CARS)])
+        # The LapData frame at each tyre change too: the detector reads tyres with each frame.
+        at = np.searchsorted(lap_data.stamps, status.stamps[tyres])
+        keep[np.clip(at, 0, len(keep) - 1)] = True
+        batch += _rows(CAR_STATUS, status, tyres)
+    # And the frame before every kept one: the last state of what changed.
+    keep[:-1] |= keep[1:]
+    batch += _rows(LAP_DATA, lap_data, keep)
+    end = max((float(s.stamps[-1]) for s in streams.numeric.values() if len(s.stamps)), default=0)
     for name in TIMER_JSON:
         stream = streams.json.get(name)
         if stream is not None:
-            batch += zip(
-                stream.stamps.tolist(), [name] * len(stream.stamps), stream.objects, strict=True
-            )
+            batch += _distinct(name, stream, end)
     refused = inputs.handle_batch(batch)
     if refused:
         stream, error = refused[0]
         streams.warnings.append(f"{len(refused)} samples the lap timer refused ({stream}: {error})")
     return timer
+
+
+# The LapData fields the lap detector's state follows (see modules/lap_timer/detector.py).
+DETECTOR_FIELDS = (
+    "current_lap_num", "sector1_time_ms", "sector2_time_ms", "current_lap_invalid",
+    "pit_status", "driver_status", "result_status", "last_lap_time_ms",
+)  # fmt: skip
+UID = ("header.session_uid_hi", "header.session_uid_lo")
+
+
+def _changes(stream: NumericStream, labels: list[str]) -> np.ndarray:
+    """Rows where any of these channels (or the session) differs from the row before."""
+    columns = [stream.index(label) for label in (*UID, *labels) if stream.has(label)]
+    values = np.nan_to_num(stream.values[:, columns], nan=-1.0)
+    keep = np.ones(len(values), bool)
+    if len(values) > 1:
+        keep[1:] = np.any(values[1:] != values[:-1], axis=1)
+    return keep
+
+
+def _time_went_back(stream: NumericStream) -> np.ndarray:
+    time = stream.column("header.session_time_s")
+    back = np.zeros(len(time), bool)
+    back[1:] = time[1:] < time[:-1]
+    back[-1:] = True  # the last frame: the state at the end
+    return back
+
+
+def _rows(name: str, stream: NumericStream, keep: np.ndarray) -> list[tuple[float, str, Any]]:
+    rows = np.flatnonzero(keep)
+    return list(
+        zip(stream.stamps[rows].tolist(), [name] * len(rows), stream.values[rows], strict=True)
+    )
+
+
+def _distinct(name: str, stream: JsonStream, end: float) -> list[tuple[float, str, Any]]:
+    """The packets whose content differs from the last of the same car (header aside)."""
+    out: list[tuple[float, str, Any]] = []
+    last: dict[Any, Any] = {}
+    final: dict[Any, tuple[float, Any]] = {}
+    stamps = stream.stamps.tolist()
+    texts = stream.texts if stream.texts is not None else None
+    for k, stamp in enumerate(stamps):
+        if texts is not None:
+            text = texts[k]
+            # The header is a flat object first in every packet: the rest is the content.
+            body = text[text.find("}") + 1 :]
+            uid = text[text.find('"session_uid"') : text.find('"session_time_s"')]
+            car = CAR_INDEX.search(body) if name == HISTORY else None
+            key = (uid, car.group(1) if car else None)
+            if last.get(key) == body:
+                continue
+            last[key] = body
+            packet = json.loads(text)
+        else:
+            packet = stream.objects[k]
+            content = {k: v for k, v in packet.items() if k != "header"}
+            key = (packet.get("header", {}).get("session_uid"), packet.get("car_idx"))
+            if last.get(key) == content:
+                continue
+            last[key] = content
+        out.append((stamp, name, packet))
+        if name == HISTORY:
+            final[key] = (stamp, packet)
+    # Each car's newest history once more, after everything: nothing the detector saw of it
+    # is left unchecked for want of a repeat (the same packet is resent every second or so).
+    out += [(max(end, stamp) + 1e-6, name, packet) for stamp, packet in final.values()]
+    return out
+
+
+HISTORY = "raceplane.session_history"
+CAR_INDEX = re.compile(r'"car_idx":\s*(\d+)')
 
 
 def laps_table(streams: Streams, timer: LapTimer) -> pd.DataFrame:

@@ -23,9 +23,10 @@ from modules.f1_udp.capture import CaptureError, read_capture
 from modules.livetiming.savefile import FileReport, merge_files
 from modules.livetiming.state import NUMERIC as LIVE_NUMERIC
 from modules.livetiming.state import LiveSession
+from modules.recorder.loader import iter_chunks
 from modules.recorder.loader import load as load_xdf
 from modules.recorder.xdf import MAGIC as XDF_MAGIC
-from modules.recorder.xdf import XdfError
+from modules.recorder.xdf import SAMPLES, STREAM_HEADER, StreamLayout, XdfError
 from modules.stream_catalogue import STREAMS as CATALOGUE
 from modules.telemetry_decoder.core import Datagram, DecoderCore
 
@@ -146,7 +147,7 @@ def _read_xdf(paths: tuple[str | Path, ...]) -> Streams:
     # they are put in time order first (by each part's first timestamp).
     ordered = sorted(paths, key=_first_stamp) if len(paths) > 1 else list(paths)
     try:
-        recording = load_xdf(*ordered)
+        recording = load_xdf(*ordered, only=(*NUMERIC_STREAMS, *JSON_STREAMS))
     except XdfError as error:
         raise RecordingError(str(error)) from None
     numeric: dict[str, NumericStream] = {}
@@ -159,8 +160,8 @@ def _read_xdf(paths: tuple[str | Path, ...]) -> Streams:
         elif stream.name in JSON_STREAMS and stream.layout.dtype is None:
             rows = stream.time_series
             texts[stream.name] = JsonStream(stream.time_stamps, [row[0] for row in rows])
-    if not numeric and not texts and recording.streams:
-        names = ", ".join(sorted({s.name for s in recording.streams}))
+    if not numeric and not texts:
+        names = ", ".join(_stream_names(ordered)) or "no streams at all"
         raise RecordingError(
             f"this XDF file has no raceplane game or live-timing streams (it has: {names}); "
             "it was written by another program, or records other streams"
@@ -176,11 +177,20 @@ def _read_xdf(paths: tuple[str | Path, ...]) -> Streams:
     return Streams("xdf", numeric, texts, list(recording.warnings), origin)
 
 
+def _stream_names(paths: list[str | Path]) -> list[str]:
+    names: set[str] = set()
+    for path in paths:
+        for item in iter_chunks(Path(path).read_bytes()):
+            if item.tag == STREAM_HEADER:
+                try:
+                    names.add(StreamLayout.from_xml(bytes(item.content[4:]).decode()).name)
+                except (XdfError, UnicodeDecodeError):
+                    names.add("(a stream with a bad header)")
+    return sorted(names)
+
+
 def _first_stamp(path: str | Path) -> float:
     """The first sample time in a part (reads only until the first Samples chunk)."""
-    from modules.recorder.loader import iter_chunks
-    from modules.recorder.xdf import SAMPLES
-
     with open(path, "rb") as handle:
         data = handle.read(1 << 22)
     for item in iter_chunks(data):

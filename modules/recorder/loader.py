@@ -9,9 +9,11 @@ last one already kept is a duplicate from an overlapping recording and is droppe
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import struct
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,7 +157,8 @@ class _Builder:
                         steps = np.full(count, self.layout.tdiff)
                         stamps = self._deduced(steps)
                     self.last_timestamp = float(stamps[-1])
-                    return stamps, rows["v"].astype(dtype.newbyteorder("="))
+                    # A view into the file's bytes; build() copies every chunk once, together.
+                    return stamps, rows["v"].astype(dtype.newbyteorder("="), copy=False)
         stamps = np.empty(count)
         values = np.empty((count, channels), dtype.newbyteorder("="))
         for k in range(count):
@@ -240,9 +243,12 @@ def _read_varlen(content: memoryview, position: int) -> tuple[int, int]:
 
 
 def parse(
-    data: bytes | memoryview, name: str = "<bytes>"
+    data: bytes | memoryview, name: str = "<bytes>", only: Collection[str] | None = None
 ) -> tuple[dict, list[Stream], list[str], int]:
-    """Decode one file's bytes: (header fields, streams, warnings, end of the last good chunk)."""
+    """Decode one file's bytes: (header fields, streams, warnings, end of the last good chunk).
+
+    `only`: the names of the streams to decode; the others' samples are skipped unread.
+    """
     if bytes(data[:4]) != MAGIC:
         if len(data) < 4 and MAGIC.startswith(bytes(data)):
             return {}, [], [f"{name}: cut before the file header"], 0
@@ -254,7 +260,7 @@ def parse(
     good_end = len(MAGIC)
     for item in iter_chunks(data):
         try:
-            _apply(item, header, builders, order)
+            _apply(item, header, builders, order, only)
         except (XdfError, ET.ParseError, struct.error, ValueError, KeyError) as error:
             warnings.append(f"{name}: stopped at byte {good_end}: {error}")
             break
@@ -262,10 +268,17 @@ def parse(
     else:
         if good_end < len(data):
             warnings.append(f"{name}: ignored an incomplete chunk after byte {good_end}")
-    return header, [builder.build() for builder in order], warnings, good_end
+    wanted = [b for b in order if only is None or b.layout.name in only]
+    return header, [builder.build() for builder in wanted], warnings, good_end
 
 
-def _apply(item: Chunk, header: dict, builders: dict[int, _Builder], order: list[_Builder]) -> None:
+def _apply(
+    item: Chunk,
+    header: dict,
+    builders: dict[int, _Builder],
+    order: list[_Builder],
+    only: Collection[str] | None = None,
+) -> None:
     content = item.content
     if item.tag == FILE_HEADER:
         root = ET.fromstring(bytes(content))
@@ -284,7 +297,8 @@ def _apply(item: Chunk, header: dict, builders: dict[int, _Builder], order: list
             raise XdfError(f"chunk for stream {stream_id} before its header")
         builder = builders[stream_id]
         if item.tag == SAMPLES:
-            builder.add_samples(content)
+            if only is None or builder.layout.name in only:
+                builder.add_samples(content)
         elif item.tag == CLOCK_OFFSET:
             _, when, value = struct.unpack_from("<Idd", content)
             builder.offsets.append((when, value))
@@ -294,8 +308,11 @@ def _apply(item: Chunk, header: dict, builders: dict[int, _Builder], order: list
         raise XdfError(f"unknown chunk tag {item.tag}")
 
 
-def load(*files: str | Path) -> Recording:
-    """Load XDF files (chronological order) as one recording; see the module docstring."""
+def load(*files: str | Path, only: Collection[str] | None = None) -> Recording:
+    """Load XDF files (chronological order) as one recording; see the module docstring.
+
+    `only`: load just the streams of these names (the others are skipped unread).
+    """
     if not files:
         raise ValueError("load() needs at least one file")
     header: dict = {}
@@ -303,8 +320,16 @@ def load(*files: str | Path) -> Recording:
     joined: dict[tuple[str, str, str], list[Stream]] = {}
     gaps: dict[tuple[str, str], dict[str, str]] = {}
     for path in files:
-        data = Path(path).read_bytes()
-        file_header, streams, file_warnings, _ = parse(data, str(path))
+        with open(path, "rb") as handle:
+            # Mapped, not read: skipped streams' chunks are never copied into memory, and the
+            # kept samples are copied once, out of the mapping, when their stream is built.
+            data = _map(handle)
+            try:
+                file_header, streams, file_warnings, _ = parse(data, str(path), only)
+            finally:
+                if isinstance(data, mmap.mmap):
+                    with contextlib.suppress(BufferError):  # a view still held: GC closes it
+                        data.close()
         for key, value in file_header.items():
             header.setdefault(key, value)
         warnings += file_warnings
@@ -316,6 +341,13 @@ def load(*files: str | Path) -> Recording:
     session = header.pop("session", {})
     streams = [_join(parts) for parts in joined.values()]
     return Recording(header, session, streams, warnings, list(gaps.values()))
+
+
+def _map(handle) -> bytes | mmap.mmap:
+    try:
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (ValueError, OSError):  # empty, or not a mappable file
+        return handle.read()
 
 
 def cut_note(footer_xml: str | None) -> dict[str, str] | None:
