@@ -5,6 +5,7 @@ difference; rotated parts in any order, files cut mid-chunk, and the raw capture
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -286,3 +287,17 @@ def test_an_xdf_from_another_program(race, session, tmp_path):
     )  # fmt: skip
     with pytest.raises(RecordingError, match=r"no raceplane .*it has: EEG, Markers"):
         open_recording(eeg)
+
+
+def test_the_readme_example_runs(race, capsys):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    example = next(block for block in blocks if "open_recording" in block)
+    files = ", ".join(repr(str(part)) for part in race.parts)
+    assert '"recordings/race.xdf"' in example
+    namespace: dict = {}
+    exec(example.replace('"recordings/race.xdf"', files), namespace)
+    first, second, delta = namespace["first"], namespace["second"], namespace["delta"]
+    gap = (second["LapTime"] - first["LapTime"]).total_seconds()
+    assert abs(delta["Delta"].iloc[-1] - gap) < 1e-3
+    assert first["Driver"] in capsys.readouterr().out

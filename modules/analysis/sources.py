@@ -10,7 +10,7 @@ and its `LiveSession`, which fills the decoder's streams as a replay does.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +20,8 @@ import numpy as np
 
 from modules.f1_udp.capture import MAGIC as CAPTURE_MAGIC
 from modules.f1_udp.capture import CaptureError, read_capture
+from modules.lap_timer.detector import FIELDS as TIMER_FIELDS
+from modules.lap_timer.detector import HEADER as TIMER_HEADER
 from modules.livetiming.savefile import FileReport, merge_files
 from modules.livetiming.state import NUMERIC as LIVE_NUMERIC
 from modules.livetiming.state import LiveSession
@@ -27,16 +29,28 @@ from modules.recorder.loader import iter_chunks
 from modules.recorder.loader import load as load_xdf
 from modules.recorder.xdf import MAGIC as XDF_MAGIC
 from modules.recorder.xdf import SAMPLES, STREAM_HEADER, StreamLayout, XdfError
+from modules.stream_catalogue import CARS as CATALOGUE_CARS
 from modules.stream_catalogue import STREAMS as CATALOGUE
 from modules.telemetry_decoder.core import Datagram, DecoderCore
 
-# What the analysis reads: the lap timer's inputs and the per-car telemetry.
-NUMERIC_STREAMS = (
-    "raceplane.lap_data",
-    "raceplane.car_status",
-    "raceplane.car_telemetry",
-    "raceplane.motion",
-)
+# What the analysis reads: the lap timer's inputs and the per-car telemetry. From an XDF file
+# the telemetry streams are read when a lap's telemetry is first asked for, not for the laps.
+LAP_STREAMS = ("raceplane.lap_data", "raceplane.car_status")
+TELEMETRY_STREAMS = ("raceplane.car_telemetry", "raceplane.motion")
+NUMERIC_STREAMS = LAP_STREAMS + TELEMETRY_STREAMS
+# The channels of the lap streams the laps table and the lap boundaries need (the rest of each
+# row is never copied out of the file).
+_PER_CAR = {
+    "raceplane.lap_data": (
+        *TIMER_FIELDS, "current_lap_time_ms", "lap_distance_m", "car_position",
+    ),
+    "raceplane.car_status": ("visual_tyre_compound",),
+}  # fmt: skip
+LAP_CHANNELS = {
+    name: {f"header.{h}" for h in TIMER_HEADER}
+    | {f"car{i:02d}.{f}" for i in range(CATALOGUE_CARS) for f in fields}
+    for name, fields in _PER_CAR.items()
+}
 JSON_STREAMS = (
     "raceplane.session",
     "raceplane.participants",
@@ -98,6 +112,18 @@ class Streams:
     warnings: list[str]
     # Wall-clock time (UTC) of timestamp `clock_origin[1]`: to date laps (time of day).
     clock_origin: tuple[datetime, float] | None = None
+    # The XDF files, while some of their streams are still to be read (see `require`).
+    unread: list[str | Path] = field(default_factory=list)
+
+    def require(self, *names: str) -> None:
+        """Read these streams now if they were left for later (XDF telemetry)."""
+        if not self.unread:
+            return
+        missing = [name for name in names if name not in self.numeric]
+        if missing:
+            recording = load_xdf(*self.unread, only=missing)
+            self.numeric.update(_numeric(recording))
+        self.unread = []  # what is not there now is not in the files
 
     def date_of(self, stamp: float) -> datetime | None:
         if self.clock_origin is None:
@@ -147,19 +173,15 @@ def _read_xdf(paths: tuple[str | Path, ...]) -> Streams:
     # they are put in time order first (by each part's first timestamp).
     ordered = sorted(paths, key=_first_stamp) if len(paths) > 1 else list(paths)
     try:
-        recording = load_xdf(*ordered, only=(*NUMERIC_STREAMS, *JSON_STREAMS))
+        recording = load_xdf(*ordered, only=(*LAP_STREAMS, *JSON_STREAMS), channels=LAP_CHANNELS)
     except XdfError as error:
         raise RecordingError(str(error)) from None
-    numeric: dict[str, NumericStream] = {}
-    texts: dict[str, JsonStream] = {}
-    for stream in recording.streams:
-        if stream.name in NUMERIC_STREAMS and stream.layout.dtype is not None:
-            numeric[stream.name] = NumericStream(
-                stream.channel_labels, stream.time_stamps, np.asarray(stream.time_series)
-            )
-        elif stream.name in JSON_STREAMS and stream.layout.dtype is None:
-            rows = stream.time_series
-            texts[stream.name] = JsonStream(stream.time_stamps, [row[0] for row in rows])
+    numeric = _numeric(recording)
+    texts = {
+        stream.name: JsonStream(stream.time_stamps, [row[0] for row in stream.time_series])
+        for stream in recording.streams
+        if stream.name in JSON_STREAMS and stream.layout.dtype is None
+    }
     if not numeric and not texts:
         names = ", ".join(_stream_names(ordered)) or "no streams at all"
         raise RecordingError(
@@ -174,7 +196,17 @@ def _read_xdf(paths: tuple[str | Path, ...]) -> Streams:
             origin = (datetime.fromisoformat(started), float(min(first)))
         except ValueError:
             origin = None
-    return Streams("xdf", numeric, texts, list(recording.warnings), origin)
+    return Streams("xdf", numeric, texts, list(recording.warnings), origin, list(ordered))
+
+
+def _numeric(recording) -> dict[str, NumericStream]:
+    return {
+        stream.name: NumericStream(
+            stream.channel_labels, stream.time_stamps, np.asarray(stream.time_series)
+        )
+        for stream in recording.streams
+        if stream.name in NUMERIC_STREAMS and stream.layout.dtype is not None
+    }
 
 
 def _stream_names(paths: list[str | Path]) -> list[str]:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .laps import car_frames, session_uids
-from .sources import Streams
+from .sources import TELEMETRY_STREAMS, Streams
 
 # Telemetry column -> (stream, channel field, scale). FastF1's names and units where it has them.
 CHANNELS = {
@@ -38,6 +38,7 @@ def lap_telemetry(
     streams: Streams, uid: str, car: int, lap: int, lap_time_s: float | None = None
 ) -> pd.DataFrame:
     """The frames of one lap: SessionTime, Time, Distance and the CHANNELS, one row a frame."""
+    streams.require(*TELEMETRY_STREAMS)
     frames = car_frames(streams, uid, car)
     rows = frames.lap_rows(lap)
     session_time = frames.time[rows]
