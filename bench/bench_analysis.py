@@ -170,6 +170,8 @@ def main() -> int:
         [
             ["raceplane analysis", f"laps table ({ours['laps']} laps)", ours["laps_cpu"],
              ours["laps_wall"], f"{theirs['cpu'] / ours['laps_cpu']:.1f}x faster"],
+            ["raceplane analysis", "first lap's telemetry (reads the telemetry streams)",
+             ours["first_tel_cpu"], "", ""],
             ["raceplane analysis", f"one lap's telemetry once open ({ours['tel_rows']} rows)",
              ours["tel_cpu"], "", ""],
             ["pyxdf.load_xdf", f"load the file ({theirs['streams']} streams, no laps)",
