@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ RECORDING_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.xdf")
 PART = re.compile(r"(?P<base>.+?)\.part\d{4}\.xdf")
 LAP_KEY = re.compile(r"(?P<car>\d{1,2})-(?P<lap>\d{1,3}|fastest)@(?P<uid>\d{1,20})")
 CACHE = 4  # opened recordings kept
+LIVE_REOPEN_S = 5.0
 
 
 def plotly_js() -> Path:
@@ -44,7 +46,7 @@ class Recordings:
         self.recorder = recorder
         self.lap_version = lap_version  # () -> something that changes with every new lap
         self._lock = threading.Lock()
-        self._open: dict[str, tuple[Any, Session]] = {}
+        self._open: dict[str, tuple[Any, Session, float]] = {}
 
     def _status(self) -> dict[str, Any]:
         try:
@@ -82,6 +84,10 @@ class Recordings:
             cached = self._open.get(name)
             if cached is not None and cached[0] == version:
                 return cached[1]
+            # The live file is read again at most every LIVE_REOPEN_S, however fast laps come
+            # (22 cars finish a lap every few seconds; a race's file is hundreds of MB).
+            if cached is not None and name == LIVE and time.monotonic() - cached[2] < LIVE_REOPEN_S:
+                return cached[1]
             missing = [str(p) for p in paths if not p.is_file()]
             if missing:
                 raise HTTPException(
@@ -92,7 +98,7 @@ class Recordings:
                 session.laps  # noqa: B018 - found once, here, under the lock
             except RecordingError as error:
                 raise HTTPException(422, f"{name}: {error}") from None
-            self._open[name] = (version, session)
+            self._open[name] = (version, session, time.monotonic())
             while len(self._open) > CACHE:
                 self._open.pop(next(iter(self._open)))
             return session
