@@ -46,6 +46,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "inspect_main",
         "list the streams of XDF files: raceplane inspect FILE...",
     ),
+    "report": (
+        "modules.analysis.report",
+        "main",
+        "an HTML page of a recording's laps and telemetry: raceplane report FILE [-o OUT]",
+    ),
     "streams": (
         "modules.stream_catalogue",
         "main",

@@ -11,6 +11,7 @@ Python literals (so an apostrophe in a name is no harm) and falls back to FastF1
 from __future__ import annotations
 
 import ast
+import gzip
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -124,7 +125,10 @@ class FileReport:
 
 def read_file(path: Path, report: FileReport) -> list[Message]:
     messages: list[Message] = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    # gzip-compressed files (as the shared real sessions are) are read as they are.
+    with open(path, "rb") as probe:
+        opener = gzip.open if probe.read(2) == b"\x1f\x8b" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -9,9 +9,11 @@ last one already kept is a duplicate from an overlapping recording and is droppe
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import struct
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +71,7 @@ class Stream:
     clock_offsets: list[tuple[float, float]] = field(default_factory=list)
     footer_xml: str | None = None
     stream_id: int = -1  # in its file
+    columns: list[int] | None = None  # the channels kept, when load() was asked for some only
 
     @property
     def name(self) -> str:
@@ -80,8 +83,8 @@ class Stream:
 
     @property
     def channel_labels(self) -> list[str]:
-        root = ET.fromstring(self.info_xml)
-        return [node.findtext("label", "") for node in root.iterfind("desc/channels/channel")]
+        labels = _labels(ET.fromstring(self.info_xml))
+        return labels if self.columns is None else [labels[i] for i in self.columns]
 
     def __len__(self) -> int:
         return len(self.time_stamps)
@@ -107,11 +110,16 @@ class Recording:
 class _Builder:
     """Accumulates one stream's decoded chunks; the deduced-timestamp rule needs the last stamp."""
 
-    def __init__(self, stream_id: int, info_xml: str) -> None:
+    def __init__(self, stream_id: int, info_xml: str, keep: Collection[str] | None = None) -> None:
         self.stream_id = stream_id
         self.info_xml = info_xml
         self.layout = StreamLayout.from_xml(info_xml)
         root = ET.fromstring(info_xml)
+        # Only these channels' values are kept (copied out of each chunk), in stream order.
+        self.columns: list[int] | None = None
+        if keep is not None and self.layout.dtype is not None:
+            wanted = set(keep)
+            self.columns = [i for i, label in enumerate(_labels(root)) if label in wanted]
         self.source_id = root.findtext("source_id", "") or ""
         self.stream_type = root.findtext("type", "") or ""
         self.hostname = root.findtext("hostname", "") or ""
@@ -155,7 +163,9 @@ class _Builder:
                         steps = np.full(count, self.layout.tdiff)
                         stamps = self._deduced(steps)
                     self.last_timestamp = float(stamps[-1])
-                    return stamps, rows["v"].astype(dtype.newbyteorder("="))
+                    # A view into the file's bytes; build() copies every chunk once, together.
+                    values = rows["v"].astype(dtype.newbyteorder("="), copy=False)
+                    return stamps, values if self.columns is None else values[:, self.columns]
         stamps = np.empty(count)
         values = np.empty((count, channels), dtype.newbyteorder("="))
         for k in range(count):
@@ -165,7 +175,7 @@ class _Builder:
                 raise XdfError("samples chunk shorter than its sample count")
             values[k] = np.frombuffer(content[position:end], dtype, channels)
             position = end
-        return stamps, values
+        return stamps, values if self.columns is None else values[:, self.columns]
 
     def _deduced(self, steps: np.ndarray) -> np.ndarray:
         # Sequential sums, as a reader adding 1/srate sample by sample gets them.
@@ -214,7 +224,8 @@ class _Builder:
         elif self.values:
             series = np.concatenate(self.values)
         else:
-            series = np.empty((0, self.layout.channel_count), dtype)
+            width = self.layout.channel_count if self.columns is None else len(self.columns)
+            series = np.empty((0, width), dtype)
         return Stream(
             info_xml=self.info_xml,
             layout=self.layout,
@@ -226,7 +237,12 @@ class _Builder:
             clock_offsets=self.offsets,
             footer_xml=self.footer,
             stream_id=self.stream_id,
+            columns=self.columns,
         )
+
+
+def _labels(root: ET.Element) -> list[str]:
+    return [node.findtext("label", "") for node in root.iterfind("desc/channels/channel")]
 
 
 def _read_varlen(content: memoryview, position: int) -> tuple[int, int]:
@@ -240,9 +256,16 @@ def _read_varlen(content: memoryview, position: int) -> tuple[int, int]:
 
 
 def parse(
-    data: bytes | memoryview, name: str = "<bytes>"
+    data: bytes | memoryview,
+    name: str = "<bytes>",
+    only: Collection[str] | None = None,
+    channels: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[dict, list[Stream], list[str], int]:
-    """Decode one file's bytes: (header fields, streams, warnings, end of the last good chunk)."""
+    """Decode one file's bytes: (header fields, streams, warnings, end of the last good chunk).
+
+    `only`: the names of the streams to decode; the others' samples are skipped unread.
+    `channels`: per stream name, the labels of the channels to keep (default: all).
+    """
     if bytes(data[:4]) != MAGIC:
         if len(data) < 4 and MAGIC.startswith(bytes(data)):
             return {}, [], [f"{name}: cut before the file header"], 0
@@ -254,7 +277,7 @@ def parse(
     good_end = len(MAGIC)
     for item in iter_chunks(data):
         try:
-            _apply(item, header, builders, order)
+            _apply(item, header, builders, order, only, channels or {})
         except (XdfError, ET.ParseError, struct.error, ValueError, KeyError) as error:
             warnings.append(f"{name}: stopped at byte {good_end}: {error}")
             break
@@ -262,10 +285,18 @@ def parse(
     else:
         if good_end < len(data):
             warnings.append(f"{name}: ignored an incomplete chunk after byte {good_end}")
-    return header, [builder.build() for builder in order], warnings, good_end
+    wanted = [b for b in order if only is None or b.layout.name in only]
+    return header, [builder.build() for builder in wanted], warnings, good_end
 
 
-def _apply(item: Chunk, header: dict, builders: dict[int, _Builder], order: list[_Builder]) -> None:
+def _apply(
+    item: Chunk,
+    header: dict,
+    builders: dict[int, _Builder],
+    order: list[_Builder],
+    only: Collection[str] | None = None,
+    channels: Mapping[str, Collection[str]] | None = None,
+) -> None:
     content = item.content
     if item.tag == FILE_HEADER:
         root = ET.fromstring(bytes(content))
@@ -275,7 +306,9 @@ def _apply(item: Chunk, header: dict, builders: dict[int, _Builder], order: list
             header.setdefault("session", {}).update({c.tag: c.text or "" for c in session})
     elif item.tag == STREAM_HEADER:
         (stream_id,) = struct.unpack_from("<I", content)
-        builder = _Builder(stream_id, bytes(content[4:]).decode("utf-8"))
+        info_xml = bytes(content[4:]).decode("utf-8")
+        name = StreamLayout.from_xml(info_xml).name if channels else ""
+        builder = _Builder(stream_id, info_xml, (channels or {}).get(name))
         builders[stream_id] = builder
         order.append(builder)
     elif item.tag in (SAMPLES, CLOCK_OFFSET, STREAM_FOOTER):
@@ -284,7 +317,8 @@ def _apply(item: Chunk, header: dict, builders: dict[int, _Builder], order: list
             raise XdfError(f"chunk for stream {stream_id} before its header")
         builder = builders[stream_id]
         if item.tag == SAMPLES:
-            builder.add_samples(content)
+            if only is None or builder.layout.name in only:
+                builder.add_samples(content)
         elif item.tag == CLOCK_OFFSET:
             _, when, value = struct.unpack_from("<Idd", content)
             builder.offsets.append((when, value))
@@ -294,8 +328,16 @@ def _apply(item: Chunk, header: dict, builders: dict[int, _Builder], order: list
         raise XdfError(f"unknown chunk tag {item.tag}")
 
 
-def load(*files: str | Path) -> Recording:
-    """Load XDF files (chronological order) as one recording; see the module docstring."""
+def load(
+    *files: str | Path,
+    only: Collection[str] | None = None,
+    channels: Mapping[str, Collection[str]] | None = None,
+) -> Recording:
+    """Load XDF files (chronological order) as one recording; see the module docstring.
+
+    `only`: load just the streams of these names (the others are skipped unread);
+    `channels`: per stream name, just these channels (Stream.columns says which they were).
+    """
     if not files:
         raise ValueError("load() needs at least one file")
     header: dict = {}
@@ -303,8 +345,16 @@ def load(*files: str | Path) -> Recording:
     joined: dict[tuple[str, str, str], list[Stream]] = {}
     gaps: dict[tuple[str, str], dict[str, str]] = {}
     for path in files:
-        data = Path(path).read_bytes()
-        file_header, streams, file_warnings, _ = parse(data, str(path))
+        with open(path, "rb") as handle:
+            # Mapped, not read: skipped streams' chunks are never copied into memory, and the
+            # kept samples are copied once, out of the mapping, when their stream is built.
+            data = _map(handle)
+            try:
+                file_header, streams, file_warnings, _ = parse(data, str(path), only, channels)
+            finally:
+                if isinstance(data, mmap.mmap):
+                    with contextlib.suppress(BufferError):  # a view still held: GC closes it
+                        data.close()
         for key, value in file_header.items():
             header.setdefault(key, value)
         warnings += file_warnings
@@ -316,6 +366,13 @@ def load(*files: str | Path) -> Recording:
     session = header.pop("session", {})
     streams = [_join(parts) for parts in joined.values()]
     return Recording(header, session, streams, warnings, list(gaps.values()))
+
+
+def _map(handle) -> bytes | mmap.mmap:
+    try:
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (ValueError, OSError):  # empty, or not a mappable file
+        return handle.read()
 
 
 def cut_note(footer_xml: str | None) -> dict[str, str] | None:
@@ -358,4 +415,5 @@ def _join(parts: list[Stream]) -> Stream:
         time_series=np.concatenate(keep_values) if numeric else keep_values,
         clock_offsets=sorted(offsets),
         footer_xml=parts[-1].footer_xml,
+        columns=first.columns,
     )

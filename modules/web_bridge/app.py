@@ -31,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
+from .analysis import Recordings, add_routes
 from .feeds import RING_SAMPLES, Feeds
 from .hub import Hub
 from .links import Link, Refused, Unreachable
@@ -356,6 +357,14 @@ def create_app(parts: Parts) -> FastAPI:
         await parts.hub.serve(ws)
 
     register_results(app, parts.lap_timer)
+    def lap_version() -> tuple[int, Any]:
+        """Changes with every lap the lap timer publishes: the compare page's live refresh."""
+        with parts.feeds.lock:
+            laps = parts.feeds.state.laps
+            return (len(laps), laps[-1].get("id") if laps else None)
+
+    add_routes(app, Recordings(parts.recorder, lap_version), STATIC)
+
     return app
 
 
