@@ -17,13 +17,16 @@ import json
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 import numpy as np
 import pylsl
 
+from dareplane_utils.stream_watcher.health import InputHealth, log_transitions
 from dareplane_utils.stream_watcher.lsl_stream_watcher import StreamNotFoundError, StreamWatcher
 from dareplane_utils.stream_watcher.outlets import StreamSpec, make_outlet, push_json
+from modules.expected_inputs import expect
 
 from .inputs import CAR_STATUS, LAP_DATA, NUMERIC, STREAMS, Inputs, needed_channels
 from .timer import LapTimer
@@ -37,6 +40,7 @@ FIND_WAIT_S = 0.1
 CONNECT_TIMEOUT_S = 2.0
 # How long the work thread waits for something to arrive before checking for a stop.
 WAIT_S = 0.05
+HEALTH_CHECK_S = 0.5  # how often the pull thread asks whether an input is missing or stale
 
 
 class Outputs:
@@ -78,6 +82,8 @@ class Feed:
         self.samples = dict.fromkeys(STREAMS, 0)
         self.rejected = dict.fromkeys(STREAMS, 0)
         self.lost = dict.fromkeys(STREAMS, 0)
+        # Fed by the pull thread only: what was found, what arrived; says what is missing.
+        self.health = InputHealth(expect(STREAMS), time.time())
         self._stop = threading.Event()
         self._finders = [
             threading.Thread(target=self._find, args=(name,), name=f"find {name}", daemon=True)
@@ -106,6 +112,7 @@ class Feed:
             "lost": {k: v for k, v in self.lost.items() if v},
             # Pulled chunks the work thread has not taken yet: growing means it falls behind.
             "queued": self._arrived.qsize(),
+            **self.health.status(),  # missing, stale, problems, streams
         }
 
     def _find(self, name: str) -> None:
@@ -142,9 +149,15 @@ class Feed:
         return True
 
     def _pull_loop(self) -> None:
+        checked = 0.0
         while not self._stop.is_set():
             while not self._ready.empty():
-                self.connected.add(self._ready.get())
+                name = self._ready.get()
+                self.connected.add(name)
+                self._health(self.health.found(name, time.time()))
+            if time.monotonic() - checked >= HEALTH_CHECK_S:
+                checked = time.monotonic()
+                self._health(self.health.check(time.time()))
             try:
                 pulled = self.pull()
             except Exception:  # one bad cycle must not end the lap timer
@@ -175,8 +188,12 @@ class Feed:
                 _release(watcher, n)
             self._arrived.put((name, data, stamps))
             self.samples[name] += n
+            self._health(self.health.arrived(name, n, time.time()))
             pulled += n
         return pulled
+
+    def _health(self, transitions: list) -> None:
+        log_transitions(self.logger, "lap timer", transitions)
 
     def _work_loop(self) -> None:
         while not self._stop.is_set():

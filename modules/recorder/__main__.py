@@ -15,7 +15,7 @@ from pathlib import Path
 from dareplane_utils.default_server.server import DefaultServer
 from dareplane_utils.logging.logger import get_logger
 from dareplane_utils.module_cli import module_parser, parse_module_args
-from modules.recorder.engine import Recorder, RecorderSettings
+from modules.recorder.engine import EXPECTED, Recorder, RecorderSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="PATTERN",
         help="stream name glob (repeatable; default raceplane.*)",
+    )
+    parser.add_argument(
+        "--expect",
+        action="append",
+        default=None,
+        metavar="STREAM",
+        help="a stream a recording must hold, reported when missing or quiet (repeatable; "
+        "default: the decoder's main streams)",
     )
     parser.add_argument(
         "--rotate-seconds",
@@ -73,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         max_string_bytes=args.max_string_bytes,
         session=session,
         state_file=args.state_file or args.save_path / f".recorder-{args.port}.state.json",
+        expected=tuple(args.expect) if args.expect else EXPECTED,
     )
     logger = get_logger("recorder", log_host=args.log_host, log_port=args.log_port)
     recorder = Recorder(settings, logger)
