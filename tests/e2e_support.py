@@ -186,12 +186,14 @@ class Stack:
     clients: dict[int, ModuleClient] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, files: StackFiles, env: dict[str, str] | None = None) -> Stack:
+    def start(cls, files: StackFiles, env: dict[str, str | None] | None = None) -> Stack:
+        """`env` adds to this process's environment; a None value removes that variable."""
         output = open(files.setup.parent / "control_room.out", "wb")  # noqa: SIM115 - child's
+        merged = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         process = subprocess.Popen(
             [sys.executable, "-m", "modules.control_room", str(files.setup)],
             cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={key: value for key, value in merged.items() if value is not None},
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
