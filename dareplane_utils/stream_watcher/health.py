@@ -2,7 +2,7 @@
 
 A consumer names the streams it expects (`Expectation`), tells `InputHealth` what it sees
 (`found`, `arrived`, `lost`) and asks `check(now)` now and then; every call returns the
-`Transition`s it caused, which the consumer logs (`log_transitions`) and STATUS shows
+`Transition`s into or out of trouble (missing, stale) it caused, which the consumer logs (`log_transitions`) and STATUS shows
 (`status()`). No threads, no clock of its own: `now` is whatever clock the caller passes
 (Raceplane's consumers pass `time.time()`, so `since` reads as a wall-clock time).
 
@@ -145,8 +145,8 @@ class InputHealth:
             return []
         before = record.state
         record.state, record.since = state, since
-        if before == InputState.WAITING and state in (InputState.CONNECTED, InputState.FLOWING):
-            return []  # found in time: nothing anyone needs to hear
+        if before not in PROBLEMS and state not in PROBLEMS:
+            return []  # found in time, or flowing as it should: nothing anyone needs to hear
         e = record.expectation
         return [Transition(e.stream, e.producer, before, state, since)]
 
