@@ -37,6 +37,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "run_module",
         "run one module in the foreground: raceplane run [--stack SETUP] MODULE [args]",
     ),
+    "doctor": (
+        "modules.doctor",
+        "main",
+        "can a stack run here? ports, LSL, UDP, disk, log server: raceplane doctor [SETUP]",
+    ),
     "logs": ("dareplane_utils.logging.viewer", "main", "read or follow (-f) the central log"),
     "record": (
         "modules.recorder.cli",

@@ -2,9 +2,10 @@
 
 A consumer names the streams it expects (`Expectation`), tells `InputHealth` what it sees
 (`found`, `arrived`, `lost`) and asks `check(now)` now and then; every call returns the
-`Transition`s into or out of trouble (missing, stale) it caused, which the consumer logs (`log_transitions`) and STATUS shows
-(`status()`). No threads, no clock of its own: `now` is whatever clock the caller passes
-(Raceplane's consumers pass `time.time()`, so `since` reads as a wall-clock time).
+`Transition`s into or out of trouble (missing, stale) it caused, which the consumer logs
+(`log_transitions`) and STATUS shows (`status()`). No threads, no clock of its own: `now` is
+whatever clock the caller passes (Raceplane's consumers pass `time.time()`, so `since` reads
+as a wall-clock time).
 
 States of one stream:
 - waiting:   not found yet, within `grace_s` of the start (no alarm yet)
