@@ -238,7 +238,8 @@ def test_consumers_say_which_stream_is_missing_until_its_producer_starts(
     # The bridge finds the lap timer's streams; only the decoder's are missing.
     assert "raceplane.laps" not in missing("bridge")
     status = ask("timer", "STATUS")["inputs"]
-    assert any("raceplane.lap_data not found" in text for text in status["problems"])
+    [decoder] = [text for text in status["problems"] if "telemetry_decoder" in text]
+    assert "raceplane.lap_data" in decoder and "not found since" in decoder
 
     def warned() -> list[str]:
         return [

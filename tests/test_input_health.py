@@ -84,6 +84,22 @@ def test_a_regular_stream_found_but_silent_is_stale_after_its_limit() -> None:
     )
 
 
+def test_problems_read_one_sentence_per_producer() -> None:
+    motion = Expectation("raceplane.motion", "telemetry_decoder")
+    laps = Expectation("raceplane.laps", "lap_timer", stale_after_s=None)
+    health = InputHealth([LAP_DATA, motion, laps], now=0.0, grace_s=1.0)
+    health.arrived("raceplane.lap_data", 1, 0.5)
+    health.arrived("raceplane.motion", 1, 0.7)
+    health.check(10.0)
+    problems = health.status()["problems"]
+    assert len(problems) == 2, problems
+    stale, missing = sorted(problems)
+    assert stale.startswith("no data from telemetry_decoder since ")
+    assert stale.endswith("(raceplane.lap_data, raceplane.motion)")
+    assert missing.startswith("raceplane.laps not found since ")
+    assert "is lap_timer running" in missing
+
+
 def test_irregular_streams_are_never_stale() -> None:
     health = InputHealth([EVENTS], now=0.0)
     health.found("raceplane.events", 0.1)

@@ -152,17 +152,23 @@ class InputHealth:
         return [Transition(e.stream, e.producer, before, state, since)]
 
     def status(self) -> dict[str, Any]:
-        """STATUS `inputs` fields: `missing`, `stale` (stream names), `problems` (sentences),
-        `streams` (each expected stream's state)."""
+        """STATUS `inputs` fields: `missing`, `stale` (stream names), `problems` (sentences, one
+        per producer and kind of trouble), `streams` (each expected stream's state)."""
         records = list(self._streams.values())
-        texts = (
-            problem_text(r.expectation.stream, r.expectation.producer, r.state, r.since)
-            for r in records
-        )
+        problems = []
+        for state, pick in ((InputState.MISSING, min), (InputState.STALE, max)):
+            by_producer: dict[str, list[_Stream]] = {}
+            for r in records:
+                if r.state == state:
+                    by_producer.setdefault(r.expectation.producer, []).append(r)
+            for producer, group in by_producer.items():
+                names = ", ".join(r.expectation.stream for r in group)
+                # Missing: looked for since the first; stale: data came last at the newest.
+                problems.append(problem_text(names, producer, state, pick(r.since for r in group)))
         return {
             "missing": [r.expectation.stream for r in records if r.state == InputState.MISSING],
             "stale": [r.expectation.stream for r in records if r.state == InputState.STALE],
-            "problems": [text for text in texts if text],
+            "problems": problems,
             "streams": {
                 r.expectation.stream: {
                     "state": str(r.state),
