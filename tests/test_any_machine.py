@@ -160,13 +160,17 @@ def test_two_demo_stacks_on_one_machine_do_not_meet(tmp_path: Path) -> None:
             stack.wait_running()
         sessions = {stack.ask("STATUS")["lsl"]["session_id"] for stack in stacks}
         assert len(sessions) == 2, sessions
-        wait_until(lambda: a.send("game_sim", "STATUS").get("finished"), timeout=150, interval=0.5)
-        assert len(a.laps()) > 0
+
+        def samples(stack: Stack) -> int:
+            return stack.send("lap_timer", "STATUS")["inputs"]["samples"]["raceplane.lap_data"]
+
+        # A races (its own lap timer reads it) for a while before B is looked at.
+        wait_until(lambda: samples(a) >= 100, timeout=60, interval=0.5, message="A racing")
         # B's consumers see B's own producers only: no sample of A's race, no stream of A's.
         with pytest.raises(ModuleError, match="no session yet"):
             b.laps()
         inputs = b.send("lap_timer", "STATUS")["inputs"]
-        assert inputs["samples"]["raceplane.lap_data"] == 0, inputs
+        assert samples(b) == 0, inputs
         assert "raceplane.lap_data" in inputs["connected"]  # B's own (idle) decoder's
         bridge_streams = b.send("web_bridge", "STATUS")["streams"]
         producers = {s["source_id"].split("@", 1)[1] for s in bridge_streams}
@@ -178,6 +182,23 @@ def test_two_demo_stacks_on_one_machine_do_not_meet(tmp_path: Path) -> None:
         assert f"decoder:{racing.udp_port}" in {
             s["source_id"].split("@", 1)[1] for s in a.send("recorder", "UPDATE")
         }
+
+        # `raceplane status` names each stack's config, and what B's consumers lack: B's
+        # decoder is there but idle, so its streams go quiet.
+        def status_of(files) -> str:
+            return subprocess.run(
+                [sys.executable, "-m", "modules.cli", "status", "--port", str(files.control_port)],
+                cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+            ).stdout  # fmt: skip
+
+        lsl_line = "lsl:       made by the stack: this machine (loopback), session "
+        assert f"{lsl_line}raceplane-stack-{idle.control_port} " in status_of(idle)
+        wait_until(
+            lambda: "inputs:    lap_timer: no data from telemetry_decoder since" in status_of(idle),
+            timeout=30,
+            interval=1.0,
+            message="raceplane status naming B's quiet decoder",
+        )
     finally:
         for stack in stacks:
             stack.close()
