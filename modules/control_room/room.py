@@ -32,6 +32,7 @@ class ControlRoom:
         self.logger = logger
         self.lsl = lsl.choose(setup)  # LslConfigError: a named config that is not there
         self.supervisor = Supervisor(setup, logger, self.lsl.path, on_change)
+        logger.info("LSL configuration of every module: %s", self.lsl.describe())
         self.shutdown_requested = threading.Event()
         self.started_at = time.monotonic()
 
