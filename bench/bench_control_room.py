@@ -1,6 +1,7 @@
 """Control room: time to bring a stack up, to stop it, and to bring back a killed module.
 
-Stacks, each on free ports in an LSL session of its own:
+Stacks, each on free ports, with the LSL configuration it makes for itself (a session per
+control-room port, as `raceplane up` gives any stack; no LSLAPICFG handed in):
 - demo: configs/demo.toml with every module kind that exists in this tree (the rest is
   left out and named), its log server included; ports and paths moved to throwaway ones.
 - 6 test modules: tests/control_room_module.py six times (the control room's own cost, with
@@ -36,7 +37,7 @@ sys.path[:0] = [str(REPO), str(HERE)]
 from peers import print_table  # noqa: E402
 
 from dareplane_utils.client.module_client import ModuleClient  # noqa: E402
-from dareplane_utils.testing import free_port, isolate_lsl, wait_until  # noqa: E402
+from dareplane_utils.testing import free_port, wait_until  # noqa: E402
 
 ROUNDS = 3
 GOALS = (
@@ -200,7 +201,7 @@ def gone(pid: int) -> bool:
 
 
 def main() -> int:
-    isolate_lsl("raceplane-bench")
+    os.environ.pop("LSLAPICFG", None)  # measure the stack's own configuration, as a user gets it
     socket.setdefaulttimeout(10)
     rows = []
     with tempfile.TemporaryDirectory(prefix="raceplane-bench-cr-") as directory:

@@ -2,7 +2,8 @@
 
 LSL discovery is multicast on the local network, so two test runs (or a test run and a demo)
 would see each other's streams. `isolate_lsl` points liblsl at a config that limits discovery
-to this machine and to one session id, so parallel runs never meet. liblsl reads the config
+to this machine and to one session id (`dareplane_utils.lsl_config`, as a stack's own), so
+parallel runs never meet. liblsl reads the config
 once per process, at its first use, so call it before anything creates an outlet or resolves;
 child processes inherit it through the environment.
 """
@@ -18,26 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from dareplane_utils.lsl_config import LslConfig, write_config
+
 T = TypeVar("T")
 
 
 def write_lsl_config(directory: Path, session_id: str) -> Path:
     """Write an liblsl config that resolves only on this machine, within `session_id`."""
-    path = Path(directory) / "lsl_api.cfg"
-    path.write_text(
-        "[multicast]\nResolveScope = machine\n"
-        # liblsl's machine scope queries 127.0.0.1 by unicast, which the kernel hands to only
-        # one of the processes listening on the port: with several producers, most streams
-        # stayed unresolvable. Loopback broadcast reaches every process on this machine.
-        "MachineAddresses = {127.255.255.255}\n\n"
-        f"[lab]\nSessionID = {session_id}\n\n"
-        # Without multicast on loopback, liblsl finds an outlet by asking every port of its
-        # range; the default 32 is fewer than one stack's outlets (the decoder alone has 18).
-        "[ports]\nPortRange = 1024\n\n"
-        # liblsl's INFO lines on stderr drown test output; keep its errors.
-        "[log]\nlevel = -2\n"
-    )
-    return path
+    return write_config(LslConfig(session_id), Path(directory))
 
 
 def isolate_lsl(prefix: str = "raceplane") -> Path:

@@ -11,6 +11,8 @@ import os
 import sys
 from importlib import import_module
 
+from dareplane_utils.lsl_config import ENV_VAR
+
 # name -> (module path, function, one-line help). Keep in the order a newcomer meets them.
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "up": (
@@ -33,7 +35,12 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "run": (
         "modules.cli",
         "run_module",
-        "run one module in the foreground: raceplane run MODULE [args]",
+        "run one module in the foreground: raceplane run [--stack SETUP] MODULE [args]",
+    ),
+    "doctor": (
+        "modules.doctor",
+        "main",
+        "can a stack run here? ports, LSL, UDP, disk, log server: raceplane doctor [SETUP]",
     ),
     "logs": ("dareplane_utils.logging.viewer", "main", "read or follow (-f) the central log"),
     "record": (
@@ -78,6 +85,9 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+# Commands that open LSL streams themselves (`run` chooses its own, for --stack).
+LSL_COMMANDS = ("record",)
+
 MODULES = (
     "control_room",
     "game_sim",
@@ -89,11 +99,27 @@ MODULES = (
 )
 
 
+RUN_USAGE = """usage: raceplane run [--stack SETUP] MODULE [args]
+
+Runs one module as `python -m modules.MODULE [args]` would, with the LSL configuration of a
+stack: that of SETUP's stack (a module joining a stack from another machine), or, without
+--stack, that of the default stack (`raceplane up`, control room port 8100).
+
+modules: """
+
+
 def run_module(argv: list[str]) -> int:
-    """`raceplane run MODULE [args]`: the same as `python -m modules.MODULE [args]`."""
+    """`raceplane run [--stack SETUP] MODULE [args]`: `python -m modules.MODULE [args]` with
+    the LSL configuration of a stack (modules/control_room/lsl.py)."""
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: raceplane run MODULE [args]\n\nmodules: " + ", ".join(MODULES))
+        print(RUN_USAGE + ", ".join(MODULES))
         return 0 if argv else 2
+    stack = None
+    if argv[0] == "--stack":
+        if len(argv) < 3:
+            print("raceplane run: --stack SETUP MODULE [args]", file=sys.stderr)
+            return 2
+        stack, argv = argv[1], argv[2:]
     name, *rest = argv
     name = name.replace("-", "_")
     if name not in MODULES:
@@ -102,8 +128,26 @@ def run_module(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if not use_stack_lsl("run", stack):
+        return 2
     entry = import_module(f"modules.{name}.__main__")
     return entry.main(rest) or 0
+
+
+def use_stack_lsl(command: str, setup_file: str | None = None) -> bool:
+    """Point this process's liblsl (and its children's) at the stack's configuration, before
+    anything loads liblsl; False (having said why) if it cannot be had."""
+    from modules.control_room.lsl import LslConfigError, choose
+    from modules.control_room.setup import SetupError, load_setup
+
+    try:
+        choice = choose(load_setup(setup_file) if setup_file else None)
+    except (SetupError, LslConfigError) as error:
+        print(f"raceplane {command}: {error}", file=sys.stderr)
+        return False
+    os.environ[ENV_VAR] = str(choice.path)
+    print(f"raceplane {command}: LSL {choice.describe()}", file=sys.stderr, flush=True)
+    return True
 
 
 def usage() -> str:
@@ -125,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     command, *rest = argv
     if command not in SUBCOMMANDS:
         print(f"raceplane: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    if command in LSL_COMMANDS and not use_stack_lsl(command):
         return 2
     module_path, function, _ = SUBCOMMANDS[command]
     try:

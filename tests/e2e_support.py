@@ -10,7 +10,9 @@ whoever imports this first (tests/conftest.py, or the benchmark calling isolate_
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -20,9 +22,10 @@ import sys
 import threading
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
@@ -32,6 +35,33 @@ from dareplane_utils.testing import free_port, wait_until
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.toml"
 MODULES = ("telemetry_decoder", "lap_timer", "recorder", "web_bridge", "game_sim")
+CLONE_NEWNET = 0x40000000
+T = TypeVar("T")
+
+
+class NetNs:
+    """A network namespace (its /proc/PID/ns/net or /var/run/netns/NAME file); `run(fn)` calls
+    fn on a thread living inside it, so sockets fn opens are the namespace's."""
+
+    def __init__(self, path: str, name: str = "") -> None:
+        self.path = path
+        self.name = name
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, initializer=self._enter)
+
+    def _enter(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {self.path} failed")
+        finally:
+            os.close(fd)
+
+    def run(self, fn: Callable[[], T], timeout: float = 60) -> T:
+        return self._pool.submit(fn).result(timeout=timeout)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 @dataclass
@@ -156,12 +186,14 @@ class Stack:
     clients: dict[int, ModuleClient] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, files: StackFiles, env: dict[str, str] | None = None) -> Stack:
+    def start(cls, files: StackFiles, env: dict[str, str | None] | None = None) -> Stack:
+        """`env` adds to this process's environment; a None value removes that variable."""
         output = open(files.setup.parent / "control_room.out", "wb")  # noqa: SIM115 - child's
+        merged = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         process = subprocess.Popen(
             [sys.executable, "-m", "modules.control_room", str(files.setup)],
             cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={key: value for key, value in merged.items() if value is not None},
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

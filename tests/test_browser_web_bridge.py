@@ -3,6 +3,7 @@ the decoder and the lap timer into the bridge. Screenshots go to test-artifacts/
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,32 @@ def test_api_docs_work_with_the_network_cut(race: Race, browser: Browser) -> Non
         assert [url for url in refused if not url.endswith("redoc/logo-mini.svg")] == []
     finally:
         page.close()
+
+
+def test_banner_says_which_input_is_missing_or_quiet_and_clears(
+    tmp_path: Path, browser: Browser
+) -> None:
+    with DevStack(tmp_path) as dev:
+        bridge = dev.bridge(None, None, "--expect", "raceplane.lap_data")
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        try:
+            page.goto(bridge.url)
+            banner = page.locator("#inputs-banner")
+            expect(banner).to_contain_text("raceplane.lap_data not found since", timeout=10_000)
+            expect(banner).to_contain_text("is telemetry_decoder running")
+            Race(dev, bridge, bridge, page).shot(page, "dashboard_input_missing")
+            feeder = dev.feeder("raceplane.lap_data")
+            expect(banner).to_be_hidden(timeout=10_000)  # found: the alarm clears
+            assert feeder.stdin is not None
+            row = json.dumps(
+                {"stream": "raceplane.lap_data", "cars": {"0": {"current_lap_num": 1}}}
+            )
+            feeder.stdin.write(row + "\n")
+            feeder.stdin.flush()
+            # Nothing more arrives: after 5 s the bridge says since when.
+            expect(banner).to_contain_text("no data from telemetry_decoder since", timeout=15_000)
+            feeder.stdin.write(row + "\n")
+            feeder.stdin.flush()
+            expect(banner).to_be_hidden(timeout=10_000)
+        finally:
+            page.close()

@@ -1,20 +1,21 @@
 """Two hosts: two network namespaces joined by a veth pair, LSL across them.
 
 Host A (10.77.0.1) runs the game simulator and the telemetry decoder, started there by hand as
-a person on that machine would (`raceplane run ... --host 10.77.0.1`). Host B (10.77.0.2) runs
-the control room, its log server, the lap timer and the web bridge; the control room drives A's
-modules as `remote` modules. Laps and standings must flow from A's LSL outlets to B.
+a person on that machine would (`raceplane run --stack SETUP ... --host 10.77.0.1`). Host B
+(10.77.0.2) runs the control room, its log server, the lap timer and the web bridge; the
+control room drives A's modules as `remote` modules. Laps and standings must flow from A's LSL
+outlets to B.
 
-LSL across hosts: discovery must reach beyond the machine (ResolveScope = link; a multicast
-route on the veth) but stay within this run (a unique SessionID); KnownPeers names both hosts
-so resolution also works by unicast. Skipped, saying why, only if namespaces cannot be made.
+LSL across hosts: no config is handed in. The control room on B makes one from the setup file
+(it has remote modules: ResolveScope link, both hosts as KnownPeers, a session id of the
+stack's), and A's modules, started with `raceplane run --stack SETUP`, make the same one from
+the same file. The veth has no multicast route: discovery works by unicast to the peers.
+Skipped, saying why, only if namespaces cannot be made.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,11 +31,10 @@ import pytest
 
 from dareplane_utils.client.module_client import ModuleClient
 from dareplane_utils.testing import free_port, wait_until
-from tests.e2e_support import render_setup
+from tests.e2e_support import NetNs, render_setup
 
 REPO = Path(__file__).resolve().parent.parent
 HOST_A, HOST_B = "10.77.0.1", "10.77.0.2"
-CLONE_NEWNET = 0x40000000
 FIELDS = ("lap_time_ms", "sector_ms", "valid", "pit_in", "pit_out", "tyre")
 T = TypeVar("T")
 
@@ -43,29 +43,6 @@ pytestmark = pytest.mark.timeout(240)
 
 def ip(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True)
-
-
-class NetNs:
-    """A network namespace; `run(fn)` calls fn on a thread living inside it (sockets too)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, initializer=self._enter)
-
-    def _enter(self) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/var/run/netns/{self.name}", os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), f"setns into {self.name} failed")
-        finally:
-            os.close(fd)
-
-    def run(self, fn: Callable[[], T]) -> T:
-        return self._pool.submit(fn).result(timeout=60)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
 
 
 @pytest.fixture
@@ -95,13 +72,11 @@ def hosts() -> Iterator[tuple[NetNs, NetNs]]:
                 ("-n", ns, "addr", "add", f"{address}/24", "dev", dev),
                 ("-n", ns, "link", "set", dev, "up"),
                 ("-n", ns, "link", "set", "lo", "up"),
-                # liblsl's multicast discovery needs a route for 224.0.0.0/4 out of the veth.
-                ("-n", ns, "route", "add", "224.0.0.0/4", "dev", dev),
             ]
         for step in steps:
             result = ip(*step)
             assert result.returncode == 0, f"ip {' '.join(step)}: {result.stderr}"
-        pair = (NetNs(a), NetNs(b))
+        pair = (NetNs(f"/var/run/netns/{a}", a), NetNs(f"/var/run/netns/{b}", b))
         yield pair
         for ns in pair:
             ns.close()
@@ -113,24 +88,11 @@ def hosts() -> Iterator[tuple[NetNs, NetNs]]:
             ip("netns", "del", name)
 
 
-def lsl_config(directory: Path) -> Path:
-    path = directory / "lsl_two_hosts.cfg"
-    path.write_text(
-        "[multicast]\nResolveScope = link\n\n"
-        f"[lab]\nSessionID = raceplane-two-hosts-{uuid.uuid4().hex}\n"
-        f"KnownPeers = {{{HOST_A}, {HOST_B}}}\n\n"
-        "[ports]\nIPv6 = disable\n\n[log]\nlevel = -2\n"
-    )
-    return path
-
-
 def test_laps_and_standings_flow_from_one_host_to_the_other(hosts, tmp_path: Path) -> None:
     host_a, host_b = hosts
-    env = {
-        **os.environ,
-        "LSLAPICFG": str(lsl_config(tmp_path)),
-        "PYTHONUNBUFFERED": "1",
-    }
+    # No LSL config handed in: both hosts take the one the stack makes from the setup file.
+    env = {k: v for k, v in os.environ.items() if k not in ("LSLAPICFG", "RACEPLANE_LSL_ISOLATED")}
+    env["PYTHONUNBUFFERED"] = "1"
     ports = {key: free_port() for key in ("decoder", "game", "room", "log", "timer", "web", "http")}
     udp = free_port()
     log_args = ("--log-host", HOST_B, "--log-port", str(ports["log"]))
@@ -185,13 +147,15 @@ def test_laps_and_standings_flow_from_one_host_to_the_other(hosts, tmp_path: Pat
         start(
             host_a,
             "telemetry_decoder",
-            *("-m", "modules.telemetry_decoder", "--host", HOST_A, "--port", str(ports["decoder"])),
+            *("-m", "modules.cli", "run", "--stack", str(setup_file), "telemetry_decoder"),
+            *("--host", HOST_A, "--port", str(ports["decoder"])),
             *("--udp-port", str(udp), *log_args),
         )
         start(
             host_a,
             "game_sim",
-            *("-m", "modules.game_sim", "--host", HOST_A, "--port", str(ports["game"])),
+            *("-m", "modules.cli", "run", "--stack", str(setup_file), "game_sim"),
+            *("--host", HOST_A, "--port", str(ports["game"])),
             *("--target-port", str(udp), *log_args),
         )
         room = host_b.run(

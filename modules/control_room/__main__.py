@@ -22,6 +22,7 @@ from dareplane_utils.logging.logger import get_logger
 from dareplane_utils.logging.sender import JsonSocketHandler
 from dareplane_utils.module_cli import module_parser, parse_module_args
 from modules.control_room.launch import REPO
+from modules.control_room.lsl import LslConfigError
 from modules.control_room.room import ControlRoom
 from modules.control_room.setup import Setup, SetupError, load_setup
 from modules.control_room.supervisor import ModuleStatus
@@ -65,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         log_port=settings.log_port,
         stderr_level=logging.WARNING,
     )
-    room = ControlRoom(setup, logger, on_change=_print_change)
+    try:
+        room = ControlRoom(setup, logger, on_change=_print_change)
+    except LslConfigError as error:
+        print(f"raceplane up: {error}", file=sys.stderr)
+        return 2
     server = DefaultServer(
         port=settings.port,
         ip=settings.host,
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupts = _on_interrupt(room)
     began = time.monotonic()
     print(f"raceplane: starting {len(setup.modules)} module(s) from {setup.path}", flush=True)
+    print(f"raceplane: LSL {room.lsl.describe()}", flush=True)
     starter = threading.Thread(target=_start, args=(room, began), name="starter", daemon=True)
     starter.start()
     # Ctrl-C, SHUTDOWN (raceplane down), or CLOSE/SIGTERM ending the server: all stop the stack.

@@ -19,6 +19,8 @@ from modules.control_room.setup import ControlRoomSettings, SetupError, load_set
 from modules.control_room.table import render_table
 
 _TIMEOUT_S = 60.0  # a macro may drive several modules in turn
+# Module kinds whose STATUS `inputs` say which expected streams are missing or quiet.
+CONSUMERS = ("lap_timer", "recorder", "web_bridge")
 
 
 class CliError(Exception):
@@ -128,7 +130,8 @@ def status(argv: list[str]) -> int:
     )
 
     def body(args: argparse.Namespace) -> int:
-        result = _ask(_address(args), "STATUS")
+        address = _address(args)
+        result = _ask(address, "STATUS")
         if args.json:
             _print(result, True)
             return 0
@@ -136,11 +139,32 @@ def status(argv: list[str]) -> int:
         for label, key in (("dashboard", "dashboard"), ("logs", "log_file"), ("setup", "setup")):
             if result.get(key):
                 print(f"{label + ':':<11}{result[key]}")
+        if result.get("lsl"):
+            print(f"{'lsl:':<11}{result['lsl']['description']}")
+        for line in _input_lines(address, result["modules"]):
+            print(f"{'inputs:':<11}{line}")
         if result.get("macros"):
             print("macros:    " + ", ".join(result["macros"]))
         return 0
 
     return _run("status", body, argv, parser)
+
+
+def _input_lines(address: tuple[str, int], modules: list[dict[str, Any]]) -> list[str]:
+    """What each running consumer misses (its STATUS `inputs`), one line per problem."""
+    lines, checked = [], []
+    for module in modules:
+        if module["kind"] not in CONSUMERS or not module["up"]:
+            continue
+        try:
+            status = _ask(address, "SEND", {"module": module["key"], "cmd": "STATUS"})
+        except CliError as error:
+            lines.append(f"{module['key']}: cannot ask: {error}")
+            continue
+        checked.append(module["key"])
+        problems = (status.get("inputs") or {}).get("problems", [])
+        lines += [f"{module['key']}: {problem}" for problem in problems]
+    return lines or ([f"every expected stream arrives ({', '.join(checked)})"] if checked else [])
 
 
 def send(argv: list[str]) -> int:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dareplane_utils.lsl_config import ENV_VAR
 from modules.control_room.setup import EXTERNAL, ControlRoomSettings, ModuleSpec
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -85,15 +86,14 @@ def check_installed(spec: ModuleSpec) -> None:
         )
 
 
-def environment(settings: ControlRoomSettings) -> dict[str, str]:
-    """The environment of every started process: log server address, unbuffered output.
-
-    LSLAPICFG passes through unchanged, so a stack shares its parent's LSL session.
-    """
+def environment(settings: ControlRoomSettings, lsl_config: Path) -> dict[str, str]:
+    """The environment of every started process: log server address, the stack's LSL
+    configuration (modules/control_room/lsl.py), unbuffered output."""
     return {
         **os.environ,
         "RACEPLANE_LOG_HOST": settings.log_host,
         "RACEPLANE_LOG_PORT": str(settings.log_port),
+        ENV_VAR: str(lsl_config),
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from modules.control_room import link
+from modules.control_room import link, lsl
 from modules.control_room.macros import expand, parameters
 from modules.control_room.setup import Setup
 from modules.control_room.supervisor import LOG_SERVER, ModuleStatus, State, Supervisor
@@ -30,7 +30,9 @@ class ControlRoom:
     ) -> None:
         self.setup = setup
         self.logger = logger
-        self.supervisor = Supervisor(setup, logger, on_change)
+        self.lsl = lsl.choose(setup)  # LslConfigError: a named config that is not there
+        self.supervisor = Supervisor(setup, logger, self.lsl.path, on_change)
+        logger.info("LSL configuration of every module: %s", self.lsl.describe())
         self.shutdown_requested = threading.Event()
         self.started_at = time.monotonic()
 
@@ -59,6 +61,7 @@ class ControlRoom:
             "shutting_down": self.shutdown_requested.is_set(),
             "log_file": str(settings.log_file) if settings.log_server else None,
             "dashboard": self.dashboard_url(),
+            "lsl": self.lsl.as_dict(),
             "modules": self.supervisor.status_dicts(),
             "macros": {
                 name: {

@@ -53,6 +53,7 @@ class ControlRoomSettings:
     health_interval_s: float = 1.0
     health_failures: int = 3  # UP checks missed in a row before a local module is restarted
     on_up: tuple[str, ...] = ()  # macros run once, in order, when the stack is first up
+    lsl_config: Path | None = None  # an liblsl config for every module; None: the stack's own
     restart: RestartPolicy = field(default_factory=RestartPolicy)
 
 
@@ -251,6 +252,9 @@ class _Checker:
             ),
             restart=self.restart(restart_table, (*at, "restart")),
             on_up=tuple(self.value(table, (*at, "on_up"), list, [])),
+            lsl_config=(
+                self.path(table, (*at, "lsl_config"), Path()) if "lsl_config" in table else None
+            ),
         )
 
     def restart(self, table: dict[str, Any], at: tuple[str, ...]) -> RestartPolicy:

@@ -175,10 +175,12 @@ class Supervisor:
         self,
         setup: Setup,
         logger: logging.Logger,
+        lsl_config: Path,
         on_change: Callable[[ModuleStatus], None] | None = None,
     ) -> None:
         self.setup = setup
         self.settings = setup.settings
+        self.lsl_config = lsl_config  # LSLAPICFG of every process started
         self.logger = logger
         self.on_change = on_change or (lambda status: None)
         self.settings.output_dir.mkdir(parents=True, exist_ok=True)
@@ -295,7 +297,7 @@ class Supervisor:
                 managed.process = subprocess.Popen(
                     managed.command,
                     cwd=working_directory(managed.spec),
-                    env=environment(self.settings),
+                    env=environment(self.settings, self.lsl_config),
                     stdin=subprocess.DEVNULL,
                     stdout=handle,
                     stderr=subprocess.STDOUT,

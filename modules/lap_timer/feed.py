@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 import pylsl
 
+from dareplane_utils.stream_watcher.health import InputHealth, log_transitions
 from dareplane_utils.stream_watcher.lsl_stream_watcher import StreamNotFoundError, StreamWatcher
 from dareplane_utils.stream_watcher.merge import SequenceMerge
 from dareplane_utils.stream_watcher.outlets import StreamSpec, make_outlet, push_json
+from modules.expected_inputs import expect
 
 from .inputs import CAR_STATUS, LAP_DATA, MERGE_ORDER, NUMERIC, STREAMS, Inputs, needed_channels
 from .timer import LapTimer
@@ -45,6 +47,7 @@ WAIT_S = 0.05
 # session packets), whose silence is normal, to cover the skew between two inlets.
 WATERMARK_S = 1.0
 SPARSE_WAIT_S = 0.01
+HEALTH_CHECK_S = 0.5  # how often the pull thread asks whether an input is missing or stale
 
 
 class Outputs:
@@ -97,6 +100,8 @@ class Feed:
         self.samples = dict.fromkeys(STREAMS, 0)
         self.rejected = dict.fromkeys(STREAMS, 0)
         self.lost = dict.fromkeys(STREAMS, 0)
+        # Fed by the pull thread only: what was found, what arrived; says what is missing.
+        self.health = InputHealth(expect(STREAMS), time.time())
         self._stop = threading.Event()
         self._finders = [
             threading.Thread(target=self._find, args=(name,), name=f"find {name}", daemon=True)
@@ -127,6 +132,7 @@ class Feed:
             "queued": self._arrived.qsize(),
             # The producer's sequence of the last sample applied: a flat-out replay waits on it.
             **self._merge_status,
+            **self.health.status(),  # missing, stale, problems, streams
         }
 
     def _find(self, name: str) -> None:
@@ -164,9 +170,15 @@ class Feed:
         return True
 
     def _pull_loop(self) -> None:
+        checked = 0.0
         while not self._stop.is_set():
             while not self._ready.empty():
-                self.connected.add(self._ready.get())
+                name = self._ready.get()
+                self.connected.add(name)
+                self._health(self.health.found(name, time.time()))
+            if time.monotonic() - checked >= HEALTH_CHECK_S:
+                checked = time.monotonic()
+                self._health(self.health.check(time.time()))
             try:
                 pulled = self.pull()
             except Exception:  # one bad cycle must not end the lap timer
@@ -190,10 +202,14 @@ class Feed:
                     data = data[:, self._columns[name]]
                 self._arrived.put((name, data, began))
                 self.samples[name] += n
+                self._health(self.health.arrived(name, n, time.time()))
                 pulled += n
             if n < len(watcher.buffer):  # less than a bite: liblsl had no more
                 self._drained_at[name] = began  # after the put: the work thread has the rows
         return pulled
+
+    def _health(self, transitions: list) -> None:
+        log_transitions(self.logger, "lap timer", transitions)
 
     def _work_loop(self) -> None:
         while not self._stop.is_set():

@@ -15,7 +15,7 @@ from pathlib import Path
 from dareplane_utils.default_server.server import DefaultServer
 from dareplane_utils.logging.logger import get_logger
 from dareplane_utils.module_cli import module_parser, parse_module_args
-from modules.recorder.engine import Recorder, RecorderSettings
+from modules.recorder.engine import EXPECTED, Recorder, RecorderSettings
 from modules.recorder.retention import Retention
 
 
@@ -30,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="PATTERN",
         help="stream name glob (repeatable; default raceplane.*)",
+    )
+    parser.add_argument(
+        "--expect",
+        action="append",
+        default=None,
+        metavar="STREAM",
+        help="a stream a recording must hold, reported when missing or quiet (repeatable; "
+        "default: the decoder's main streams)",
     )
     parser.add_argument(
         "--rotate-seconds",
@@ -87,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         session=session,
         state_file=args.state_file or args.save_path / f".recorder-{args.port}.state.json",
         retention=Retention(keep_files=args.keep_files, keep_bytes=int(args.keep_gb * 1e9)),
+        expected=tuple(args.expect) if args.expect else EXPECTED,
     )
     logger = get_logger("recorder", log_host=args.log_host, log_port=args.log_port)
     recorder = Recorder(settings, logger)

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import pylsl
 
+from dareplane_utils.stream_watcher.health import InputHealth, log_transitions
+from modules.expected_inputs import expect
 from modules.recorder.intent import IntentError, RecordingIntent
 from modules.recorder.retention import Retention, prune
 from modules.recorder.session_params import LEARNED, SESSION_STREAM, learned_from
@@ -47,6 +49,17 @@ HEADER_RESERVE = 512  # room in the FileHeader for session parameters learned wh
 OPENERS = 32  # inlets opened at once; a stack has ~20 streams
 EAGER_SCAN_S = 2.0  # after the start, look for streams every EAGER_POLL_S, not scan_interval
 EAGER_POLL_S = 0.05
+HEALTH_CHECK_S = 0.5  # how often the writer asks whether an expected stream is missing
+# What a recording of a race must hold (--expect), where the patterns take it.
+EXPECTED = (
+    "raceplane.motion",
+    "raceplane.lap_data",
+    "raceplane.car_telemetry",
+    "raceplane.car_status",
+    "raceplane.session",
+    "raceplane.participants",
+    "raceplane.events",
+)
 
 
 @dataclass
@@ -67,6 +80,7 @@ class RecorderSettings:
     session: dict[str, str] = field(default_factory=dict)
     state_file: Path | None = None  # where a recording keeps its intent; None: never resumes
     retention: Retention = field(default_factory=Retention)  # old recordings to delete
+    expected: tuple[str, ...] = EXPECTED  # reported while recording if missing or quiet
 
 
 @dataclass
@@ -128,7 +142,11 @@ class Recording:
         self.rescan = threading.Event()
         self._new_sources: queue.Queue[Source] = queue.Queue()
         self._offsets: queue.Queue[tuple[Source, float, float]] = queue.Queue()
-        self._lock = threading.Lock()  # sources, refused and _opening, shared by the openers
+        self._lock = threading.Lock()  # sources, refused, _opening and health
+        self.health = InputHealth(
+            expect(name for name in settings.expected if matches(name, settings.patterns)),
+            time.time(),
+        )
         self._opening: set[tuple[str, str]] = set()
         self._part = 1
         if resume is not None:
@@ -173,9 +191,18 @@ class Recording:
             "errors": list(self.errors),
             "error": self.error,
             "gaps": self.gaps,
+            "inputs": self.inputs(),
             # The setup file's text stays in the file; STATUS names the file (setup_file).
             "session": {k: v for k, v in self.settings.session.items() if k != "setup"},
         }
+
+    def inputs(self) -> dict[str, Any]:
+        with self._lock:
+            return self.health.status()
+
+    def _health(self, transitions: list) -> None:
+        """Log what changed in the expected streams; call holding `_lock`."""
+        log_transitions(self.logger, "recorder", transitions)
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stop_event.set()
@@ -264,6 +291,7 @@ class Recording:
                 return
             self.sources[key] = source
             self._new_sources.put(source)
+            self._health(self.health.found(key[0], time.time()))
         self.logger.info("recording stream %s (%s)", key[0], key[1])
 
     # ---- clock thread -------------------------------------------------------------------
@@ -390,7 +418,7 @@ class Recording:
 
     def _write_loop(self) -> None:
         active: list[Source] = []
-        last_sync = last_boundary = time.monotonic()
+        last_sync = last_boundary = checked = time.monotonic()
         try:
             while True:
                 stopping = self.stop_event.is_set()
@@ -414,6 +442,10 @@ class Recording:
                     last_boundary = now
                 if out:
                     self.sink.write(*out)
+                if now - checked >= HEALTH_CHECK_S:
+                    checked = now
+                    with self._lock:
+                        self._health(self.health.check(time.time()))
                 if now - last_sync >= self.settings.sync_interval:
                     self.sink.sync()
                     last_sync = now
@@ -459,10 +491,12 @@ class Recording:
             except pylsl.util.LostError:
                 source.lost = True
                 self._note(f"stream {source.key[0]!r} was lost and cannot recover (no source_id)")
+                with self._lock:
+                    self._health(self.health.lost(source.key[0], time.time()))
                 return total
             count = len(stamps)
             if count == 0:
-                return total
+                break
             if source.layout.dtype is None:
                 values, stamps = self._bound_strings(source, values, stamps)
                 if not self._session_learned and source.key[0] == SESSION_STREAM:
@@ -474,7 +508,11 @@ class Recording:
                     self._close_gap(float(stamps[0]))
             total += count
             if count < source.max_samples:
-                return total
+                break
+        if total:
+            with self._lock:
+                self._health(self.health.arrived(source.key[0], total, time.time()))
+        return total
 
     def _bound_strings(self, source: Source, values: np.ndarray, stamps: np.ndarray):
         limit = self.settings.max_string_bytes
@@ -713,7 +751,9 @@ class Recorder:
             },
         }
         if self.recording is None:
-            return {**base, "recording": False, "error": self.resume_error}
+            # Streams are expected while recording; idle, nothing is missing.
+            idle = InputHealth((), time.time()).status()
+            return {**base, "recording": False, "error": self.resume_error, "inputs": idle}
         return {**base, **self.recording.status()}
 
     def close(self) -> None:

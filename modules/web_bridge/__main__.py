@@ -22,7 +22,7 @@ from dareplane_utils.logging.logger import get_logger
 from dareplane_utils.module_cli import module_parser, parse_module_args
 
 from .app import Parts, create_app
-from .feeds import Feeds
+from .feeds import EXPECTED, Feeds
 from .hub import Hub
 from .links import Link, parse_address
 from .logtail import LogTail
@@ -47,7 +47,7 @@ class Bridge:
         self.args = args
         self.logger = logger
         self.started = time.monotonic()
-        self.feeds = Feeds(self._publish, logger)
+        self.feeds = Feeds(self._publish, logger, expected=args.expect or EXPECTED)
         self.hub = Hub(self._snapshot, lambda: self.feeds.frame, logger)
         self.logs = LogTail(args.log_host, args.log_port, self._publish)
         self.lap_timer = Link("lap_timer", *parse_address(args.lap_timer))
@@ -82,7 +82,7 @@ class Bridge:
     def _snapshot(self) -> dict[str, Any]:
         with self.feeds.lock:
             snapshot = self.feeds.state.snapshot()
-        return {**snapshot, "logs": self.logs.recent(50)}
+        return {**snapshot, "logs": self.logs.recent(50), "inputs": self.feeds.inputs()}
 
     def _serve_http(self) -> None:
         # uvloop (uvicorn[standard] brings it): every WebSocket send is a transport write, and
@@ -137,6 +137,7 @@ class Bridge:
             "token_required": not is_loopback(self.args.http_host),
             "source": self.feeds.source_status(),
             "streams": self.feeds.describe(),
+            "inputs": self.feeds.inputs(),
             "websocket": self.hub.status(),
             "log_tail_connected": self.logs.connected,
             "session": session,
@@ -165,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=8050, help="web server port")
     parser.add_argument("--lap-timer", default="127.0.0.1:8103", help="lap timer HOST:PORT")
     parser.add_argument("--recorder", default="127.0.0.1:8104", help="recorder HOST:PORT")
+    parser.add_argument(
+        "--expect",
+        action="append",
+        default=None,
+        metavar="STREAM",
+        help="a stream the dashboard needs, reported when missing (repeatable; default: "
+        "the decoder's live streams and the lap timer's)",
+    )
     parser.add_argument(
         "--token", default=None, help=f"write/admin token off loopback (env {TOKEN_ENV})"
     )

@@ -242,6 +242,11 @@ def create_app(parts: Parts) -> FastAPI:
         """Every LSL stream the bridge watches."""
         return parts.feeds.describe()
 
+    @app.get("/api/inputs", tags=["observer"])
+    def inputs() -> dict[str, Any]:
+        """Expected streams missing or gone quiet (the dashboard's banner), and each one's state."""
+        return parts.feeds.inputs()
+
     @app.get("/api/channels", tags=["observer"], dependencies=observer)
     def channels(stream: str | None = Query(None, max_length=100)) -> dict[str, Any]:
         """The newest value of every numeric channel (of one stream if named)."""

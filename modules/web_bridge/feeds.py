@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 import pylsl
 
+from dareplane_utils.stream_watcher.health import InputHealth, log_transitions
 from dareplane_utils.stream_watcher.lsl_stream_watcher import (
     StreamLostError,
     StreamNotFoundError,
     StreamWatcher,
 )
+from modules.expected_inputs import expect
 
 from .sources import SESSION_STREAMS, SourceRule, producer_of
 from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFrame
@@ -37,6 +39,18 @@ TOWER_INTERVAL_S = 0.25
 DISCOVER_S = 1.0  # how often discovery looks at what the resolver knows
 FORGET_S = 5.0  # a stream not heard from for this long drops out of discovery's view
 CONNECT_TIMEOUT_S = 5.0  # a loaded machine can take seconds to answer an inlet's first call
+HEALTH_CHECK_S = 0.5  # how often the poll loop asks whether an expected stream is missing
+# What the dashboard cannot do without (--expect): the decoder's live picture, the lap timer's.
+EXPECTED = (
+    "raceplane.car_telemetry",
+    "raceplane.lap_data",
+    "raceplane.motion",
+    "raceplane.session",
+    "raceplane.participants",
+    "raceplane.events",
+    "raceplane.laps",
+    "raceplane.standings",
+)
 
 
 @dataclass
@@ -59,8 +73,11 @@ class Feeds:
         publish: Callable[[list[Message]], None],
         logger: logging.Logger,
         names: list[str] | None = None,
+        expected: tuple[str, ...] | list[str] = EXPECTED,
     ) -> None:
         self.state = LiveState()
+        # Under `lock`: discovery reports what it found, the poll loop what arrived.
+        self.health = InputHealth(expect(expected), time.time())
         self.lock = threading.RLock()
         self.publish = publish
         self.logger = logger
@@ -189,13 +206,14 @@ class Feeds:
             self.streams[name] = Watched(watcher, source_id, created_at, is_json)
             if not is_json:
                 self.state.plan(name, watcher.channel_names)
+            self._health(self.health.found(name, time.time()))
         channels = len(watcher.channel_names)
         self.logger.info("watching %s (%s, %d channels)", name, source_id, channels)
 
     # ---- polling ---------------------------------------------------------------------------
 
     def _poll_loop(self) -> None:
-        tower_sent = 0.0
+        tower_sent = checked = 0.0
         while not self._stop.is_set():
             # The JSON streams (laps, events, standings) first and out at once: the numeric
             # ones are 20 streams of hundreds of channels, and a lap should not wait for them.
@@ -211,6 +229,10 @@ class Feeds:
                 if tower:
                     self.publish(tower)
                     tower_sent = time.monotonic()
+            if time.monotonic() - checked >= HEALTH_CHECK_S:
+                checked = time.monotonic()
+                with self.lock:
+                    self._health(self.health.check(time.time()))
             self._stop.wait(POLL_S)
 
     def _pull_all(self, is_json: bool) -> list[Message]:
@@ -226,6 +248,7 @@ class Feeds:
                     self.logger.warning("%s lost: %s", name, error)
                     watched.watcher.disconnect()
                     del self.streams[name]
+                    self._health(self.health.lost(name, time.time()))
             if self.telemetry_seq != seq or self._moved != moved:
                 self.frame = TelemetryFrame.of(self.telemetry_seq, self.telemetry_t, self.state)
         return messages
@@ -235,6 +258,7 @@ class Feeds:
         if not n:
             return []
         watched.samples += n
+        self._health(self.health.arrived(name, n, time.time()))
         if n > RING_SAMPLES:  # a burst larger than the ring between two polls
             watched.overrun += n - RING_SAMPLES
         if not watched.is_json:
@@ -264,6 +288,17 @@ class Feeds:
                 continue
             messages += self.state.on_json(name, obj)
         return messages
+
+    def _health(self, transitions: list) -> None:
+        """Log what changed and tell the dashboards (its banner); under `lock`."""
+        if transitions:
+            log_transitions(self.logger, "web bridge", transitions)
+            self.publish([Message("inputs", self.inputs())])
+
+    def inputs(self) -> dict[str, Any]:
+        """STATUS `inputs` and the dashboard's banner: missing, stale, problems, streams."""
+        with self.lock:
+            return self.health.status()
 
     # ---- reading (HTTP handlers) -----------------------------------------------------------
 

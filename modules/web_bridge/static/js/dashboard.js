@@ -197,6 +197,14 @@ function renderTelemetry(data, message) {
   }
 }
 
+// Expected streams missing or gone quiet: "no data from telemetry_decoder since 12:01:03".
+function renderInputs(inputs) {
+  const problems = (inputs && inputs.problems) || [];
+  const banner = $("#inputs-banner");
+  banner.replaceChildren(...problems.map((text) => el("div", {}, text)));
+  banner.hidden = problems.length === 0;
+}
+
 const live = new Live(
   {
     snapshot(data) {
@@ -213,6 +221,7 @@ const live = new Live(
       (data.boards || []).forEach(renderBoard);
       $("#log").replaceChildren();
       (data.logs || []).forEach(renderLog);
+      renderInputs(data.inputs);
     },
     session(data) {
       if (view.sessionUid && data.session_uid !== view.sessionUid) { map.reset(); redraw(map); }
@@ -226,6 +235,7 @@ const live = new Live(
     lap: renderLap,
     event: renderEvent,
     log: renderLog,
+    inputs: renderInputs,
     telemetry: renderTelemetry,
   },
   (state) => {
