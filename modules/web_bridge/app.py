@@ -362,6 +362,7 @@ def create_app(parts: Parts) -> FastAPI:
         await parts.hub.serve(ws)
 
     register_results(app, parts.lap_timer)
+
     def lap_version() -> tuple[int, Any]:
         """Changes with every lap the lap timer publishes: the compare page's live refresh."""
         with parts.feeds.lock:
