@@ -17,11 +17,13 @@ a warning; no other connection notices. Nothing is ever unpickled.
 from __future__ import annotations
 
 import argparse
+import os
 import selectors
 import signal
 import socket
 import sys
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,7 +101,13 @@ class LogRecordSocketReceiver:
 
     def serve_until_stopped(self) -> None:
         host, port = self.server_address
-        self._notice("INFO", f"log server listening on {host}:{port}, writing {self.logfile}")
+        # On stderr only: the file starts with the first record received (Dareplane's tests,
+        # and readers of the file, expect the records they sent, in order, from the top).
+        print(
+            f"log server INFO: listening on {host}:{port}, writing {self.logfile}",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             while not self.abort:
                 for key, mask in self.selector.select(timeout=0.2):
@@ -288,8 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | str | os.PathLike | None = None, logfile: str | os.PathLike | None = None
+) -> int:
+    """Serve until SIGTERM/SIGINT. `main(logfile)` / `main(logfile=...)` is Dareplane's form:
+    the defaults, writing to that file."""
+    if isinstance(argv, str | os.PathLike):
+        argv, logfile = [], argv
+    if logfile is not None and argv is None:
+        argv = []
     args = build_parser().parse_args(argv)
+    if logfile is not None:
+        args.logfile = Path(logfile)
     try:
         server = LogRecordSocketReceiver(
             args.host, args.port, args.logfile, args.max_bytes, args.backups, args.max_record_bytes
