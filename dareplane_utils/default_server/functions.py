@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import psutil
 from dareplane_utils.default_server.protocol import BadMessage, parse_message
 
 logger = logging.getLogger(__name__)
+IS_WINDOWS = sys.platform == "win32"
 
 
 def noop(*args: Any, **kwargs: Any) -> int:

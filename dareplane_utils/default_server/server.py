@@ -85,6 +85,20 @@ class DefaultServer:
     `shutdown()`), or `serve_in_thread()` to run it in the background.
     """
 
+    # Dareplane's server is a dataclass: code reads these defaults off the class.
+    port: int = 8080
+    ip: str = "127.0.0.1"  # Dareplane's is 0.0.0.0; ours binds loopback unless told
+    nlisten: int = 512
+    name: str = "default_server"
+    accept_timeout_s: float = _POLL_S
+    delimiter: bytes = b";"
+    thread_stopper: Callable[..., Any] | None = None
+    proc_stopper: Callable[..., Any] | None = None
+    msg_interpreter: Callable[..., Any] | None = None
+    server_socket: socket.socket | None = None
+    is_listening: bool = False
+    logger: logging.Logger = logging.getLogger("default_server")
+
     def __init__(
         self,
         port: int = 8080,
@@ -103,12 +117,18 @@ class DefaultServer:
         thread_stopper: Callable[..., Any] | None = None,
         proc_stopper: Callable[..., Any] | None = None,
         msg_interpreter: Callable[..., Any] | None = None,
+        current_conn: socket.socket | None = None,
+        server_socket: socket.socket | None = None,
+        threads: dict[str, tuple[threading.Thread, threading.Event]] | None = None,
+        processes: dict[str, subprocess.Popen] | None = None,
+        is_listening: bool = False,
     ) -> None:
         """Dareplane's keywords: `accept_timeout_s` (how often a stop event set by someone else
         is seen), `delimiter` (only b";", the protocol's), `thread_stopper(thread, logger=)` and
         `proc_stopper(process, logger=)` (replace the join / process-tree ending of STOP and
         CLOSE), `msg_interpreter(msg_bytes, pcommand_map, logger=)` (replaces calling the
-        command's callable; it gets `NAME|{json}` bytes)."""
+        command's callable; it gets `NAME|{json}` bytes); `current_conn`, `server_socket`,
+        `threads`, `processes`, `is_listening` (initial values of those attributes)."""
         if delimiter != b";":
             raise ValueError(f"the command protocol ends commands with b';', not {delimiter!r}")
         self.port = port
@@ -127,13 +147,13 @@ class DefaultServer:
         self.proc_stopper = proc_stopper
         self.msg_interpreter = msg_interpreter
         self._latest: _Client | None = None
-        self._assigned_conn: socket.socket | None = None
+        self._assigned_conn: socket.socket | None = current_conn
         # Dareplane's names for the work commands left running; modules may look at them.
-        self.threads: dict[str, tuple[threading.Thread, threading.Event]] = {}
-        self.processes: dict[str, subprocess.Popen] = {}
-        self.server_socket: socket.socket | None = None
+        self.threads: dict[str, tuple[threading.Thread, threading.Event]] = dict(threads or {})
+        self.processes: dict[str, subprocess.Popen] = dict(processes or {})
+        self.server_socket = server_socket
         self.listen_stop_event = threading.Event()
-        self.is_listening = False
+        self.is_listening = is_listening
         self._work_lock = threading.Lock()
         self._work_ids = itertools.count(1)
         self._clients: dict[_Client, threading.Thread] = {}

@@ -33,10 +33,22 @@ class RingBuffer:
             )
             samples, times = samples[-size:], times[-size:]
         slices_buffer, slices_samples, self.curr_i = self.get_insert_slices(len(samples))
-        for into, taken in zip(slices_buffer, slices_samples, strict=True):
+        if len(slices_buffer) > 1:
+            self.add_split_buffer(slices_buffer, slices_samples, samples, times)
+        else:
+            self.add_continuous_buffer(slices_buffer, samples, times)
+        self.last_t = times[-1]
+
+    def add_split_buffer(self, slice_buffer, slice_samples, samples, times) -> None:
+        """Write samples that wrap around the end of the ring (two slices)."""
+        for into, taken in zip(slice_buffer, slice_samples, strict=True):
             self.buffer[into] = samples[taken]
             self.buffer_t[into] = times[taken]
-        self.last_t = times[-1]
+
+    def add_continuous_buffer(self, slice_buffer, samples, times) -> None:
+        """Write samples that fit before the end of the ring (one slice)."""
+        self.buffer[slice_buffer[0]] = samples
+        self.buffer_t[slice_buffer[0]] = times
 
     # Dareplane's older name for the same operation
     legacy_add_samples = add_samples

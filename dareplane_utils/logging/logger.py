@@ -31,6 +31,31 @@ STDERR_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 _senders: dict[tuple[str, int], JsonSocketHandler] = {}
 
+# Dareplane's logging setup as a logging.config dictionary (a program may apply it with
+# logging.config.dictConfig; get_logger does not use it): plain lines on the console, JSON
+# records to 127.0.0.1:9020, on the root logger. `colors`: Dareplane's level colours, which
+# get_logger accepts and ignores (its lines are plain).
+default_dareplane_config = {
+    "version": 1,
+    "formatters": {
+        "dareplane_standard": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"},
+        "dareplane_standard_color": {
+            "format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "dareplane_standard_color"},
+        "socket": {
+            "class": "dareplane_utils.logging.ujson_socket_handler.UJsonSocketHandler",
+            "formatter": "dareplane_standard",
+            "host": DEFAULT_HOST,
+            "port": DEFAULT_PORT,
+        },
+    },
+    "root": {"handlers": ["console", "socket"]},
+}
+colors = {"DEBUG": "cyan"}
+
 
 # A burst of lines gathers this long before the writer thread writes it out.
 STDERR_GATHER_S = 0.01

@@ -17,6 +17,9 @@ a warning; no other connection notices. Nothing is ever unpickled.
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
+import logging.config
 import os
 import selectors
 import signal
@@ -34,6 +37,7 @@ from dareplane_utils.logging.framing import (
     encode_frame,
 )
 from dareplane_utils.logging.logfile import BACKUPS, DEFAULT_LOGFILE, MAX_BYTES, RotatingLineWriter
+from dareplane_utils.logging.logger import default_dareplane_config
 from dareplane_utils.logging.records import REQUIRED, local_record, normalize, to_line
 
 DEFAULT_PORT = 9020
@@ -63,6 +67,8 @@ class _Connection:
 
 class LogRecordSocketReceiver:
     """Receives log records from many processes; writes them to a file; feeds live viewers."""
+
+    allow_reuse_address = True  # Dareplane's (socketserver) name: SO_REUSEADDR is set
 
     def __init__(
         self,
@@ -277,6 +283,19 @@ class LogRecordSocketReceiver:
             connection.writing = bool(connection.outbox)
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if connection.writing else 0)
             self.selector.modify(connection.sock, events, connection)
+
+
+def modify_root_logger(logfile: Path) -> None:
+    """Dareplane's: every logger of this process (through the root logger, DEBUG and up) also
+    writes plain lines to `logfile`, and to the console."""
+    config = copy.deepcopy(default_dareplane_config)
+    config["handlers"]["file"] = {
+        "class": "logging.FileHandler",
+        "filename": str(Path(logfile).resolve()),
+        "formatter": "dareplane_standard",
+    }
+    config["root"] = {"level": logging.DEBUG, "handlers": ["console", "file"]}
+    logging.config.dictConfig(config)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ import logging
 import socket
 import time
 from abc import ABC, abstractmethod
+from socket import SHUT_RDWR
 
 # How long connect() waits for the module's `Connected to <name>` line.
 BANNER_TIMEOUT_S = 1.0
@@ -104,7 +105,7 @@ class SocketCommunicator(Communicator):
         if self.socket_c is None:
             return
         with contextlib.suppress(OSError):
-            self.socket_c.shutdown(socket.SHUT_RDWR)
+            self.socket_c.shutdown(SHUT_RDWR)
         with contextlib.suppress(OSError):
             self.socket_c.close()
         self.socket_c = None
