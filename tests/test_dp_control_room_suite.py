@@ -42,10 +42,12 @@ def test_their_tests_pass_with_ours(tmp_path):
     theirs, ours = (finish_suite(run, timeout=400) for run in started)
 
     regressions = sorted(set(theirs.with_outcome("passed")) - set(ours.with_outcome("passed")))
+    last_run = ours
     if regressions:
         again = start_suite(python, ours.workdir, "ours-again", ours_path, regressions)
         retried = finish_suite(again, timeout=300)
         regressions = [t for t in regressions if retried.outcomes.get(t) != "passed"]
+        last_run = retried
     print(summary("dp-control-room 0.1.2's tests", theirs, ours))
     assert len(theirs.with_outcome("passed")) >= MIN_PASSING_WITH_THEIRS, theirs.output[-6000:]
-    assert not regressions, ours.describe(regressions)
+    assert not regressions, last_run.describe(regressions)
