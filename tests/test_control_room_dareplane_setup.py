@@ -11,6 +11,7 @@ PYTHONPATH, and its log record of START reaches our log server's file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import subprocess
 import pytest
 
 from modules.control_room.launch import command_line
+from modules.control_room.macros import expand
 from modules.control_room.setup import SetupError, load_setup
 from tests.peer_suites import (
     DP_CONTROL_ROOM,
@@ -102,6 +104,11 @@ def test_dareplane_macro_maps_parameters(tmp_path):
         ("RECORD", {}),
     ]
     assert (macro.title, macro.delay_s, macro.step_gap_s) == ("RECORD", 1.0, 0.5)
+    # as dp-control-room fills a macro's payload: $<name> takes another parameter's value
+    steps = expand(macro, {"data_root": "$<base>/run1", "base": "/data"})
+    assert steps[0].payload == {"rec_dir": "/data/run1"}
+    with pytest.raises(ValueError, match="missing parameter"):
+        expand(dataclasses.replace(macro, defaults={}), {})
 
 
 NO_PRIVATE_NETWORK = private_network_available()

@@ -121,6 +121,9 @@ class Macro:
     title: str = ""  # Dareplane macros: their `name` (the button label); MACRO takes it too
     delay_s: float = 0.0  # Dareplane macros: wait before the first step
     step_gap_s: float = 0.0  # Dareplane macros: wait before each step ([macros.globals] sleep_s)
+    # Dareplane's macro semantics: parameters it does not use are ignored, text parameters may
+    # name others as "$<name>"
+    dareplane: bool = False
 
 
 @dataclass(frozen=True)
@@ -499,6 +502,7 @@ class _Checker:
             title=self.value(table, (*at, "name"), str, name),
             delay_s=self.positive(table, (*at, "delay_s"), 0.0),
             step_gap_s=self.step_gap_s,
+            dareplane=True,
         )
 
     def kwargs(self, table: dict[str, Any], at: tuple[str, ...]) -> dict[str, Any]:
