@@ -300,12 +300,10 @@ class DefaultServer:
         client = getattr(_connection_thread, "client", None) or self._latest
         if client is None or client.sock is None:
             return None
-        if client.shared is None:
-            try:
+        with self._clients_lock:  # the connection's thread closes both under it
+            if client.shared is None and client.sock.fileno() != -1:
                 client.shared = client.sock.dup()
-            except OSError:  # the connection is already closed
-                return None
-        return client.shared
+            return client.shared
 
     @current_conn.setter
     def current_conn(self, sock: socket.socket | None) -> None:
@@ -431,10 +429,10 @@ class DefaultServer:
             self.logger.exception(f"{client.peer}: connection failed")
         finally:
             self._hook(self.on_connection_closed)
-            sock.close()
-            if client.shared is not None:
-                client.shared.close()
             with self._clients_lock:
+                sock.close()
+                if client.shared is not None:
+                    client.shared.close()
                 self._clients.pop(client, None)
 
     def _read_commands(self, client: _Client) -> None:
