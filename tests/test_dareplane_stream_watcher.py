@@ -36,7 +36,7 @@ def producer(spawn):
 
 @pytest.mark.parametrize("fmt", ["float32", "string"])
 def test_samples_and_times_are_the_unread_samples(producer, fmt):
-    name, _ = producer("--channels", "3", "--format", fmt, "--rate", "0", "--count", "5")
+    name, _ = producer("--channels", "3", "--format", fmt, "--count", "5", "--wait-consumer", "20")
     watcher = StreamWatcher(name)
     watcher.connect_to_stream(timeout=10)
     try:
