@@ -13,11 +13,14 @@ import subprocess
 from tests.peer_suites import REPO, dareplane_utils_suite_python, our_package_path
 
 # Not provided, on purpose (docs/DESIGN.md, "Dareplane compatibility"): their log server is a
-# socketserver.ThreadingTCPServer with a pickle-style request handler class; ours is one
-# selector loop, so there is no handler class to pass or to subclass.
+# socketserver.ThreadingTCPServer with a request handler class; ours is one selector loop, so
+# there is no handler class to pass or to subclass.
 KNOWN_GAPS = {
     "dareplane_utils.logging.server.LogRecordStreamHandler",
     "dareplane_utils.logging.server.LogRecordSocketReceiver(handler)",
+    # their update methods' internal step (copy the pulled chunk to `samples`); ours pulls
+    # into the ring and derives `samples` from it
+    "dareplane_utils.stream_watcher.lsl_stream_watcher.StreamWatcher.overwriting_samples",
 }
 
 
