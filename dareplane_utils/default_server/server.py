@@ -657,6 +657,9 @@ class DefaultCallbackServer(DefaultServer):
     def on_connection_accepted(self) -> None:
         conn = self.current_conn
         assert conn is not None
+        if not self._callback_keys:
+            # payloads queued while no client was connected were meant for one that is gone
+            self.callback_stack.clear()
         stop = threading.Event()
         thread = threading.Thread(
             target=process_callbacks, args=(self, conn, stop), name="callbacks", daemon=True
