@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +28,12 @@ def module_parser(
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address the command server binds")
+    parser.add_argument(
+        "--host",
+        "--ip",
+        default="127.0.0.1",
+        help="address the command server binds (--ip: Dareplane's name)",
+    )
     parser.add_argument("--port", type=int, default=default_port, help="TCP command port")
     parser.add_argument(
         "--log-host",
@@ -58,7 +64,13 @@ def load_toml(path: Path) -> dict[str, Any]:
 def parse_module_args(
     parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
 ) -> argparse.Namespace:
-    """Parse argv, taking defaults from --config; unknown config keys are an error, not ignored."""
+    """Parse argv, taking defaults from --config; unknown config keys are an error, not ignored.
+
+    Dareplane's launchers write options as `--key=value` with the setup file's key as is
+    (`--udp_port=20777`, `--verbose=True`): underscores are read as dashes, and a flag's
+    `=True` / `=False` as the flag / its absence.
+    """
+    argv = dareplane_options(parser, sys.argv[1:] if argv is None else argv)
     preliminary, _ = parser.parse_known_args(argv)
     if preliminary.config is not None:
         try:
@@ -77,3 +89,27 @@ def parse_module_args(
             parser.error(f"{preliminary.config}: unknown option(s) {', '.join(unknown)}")
         parser.set_defaults(**settings)
     return parser.parse_args(argv)
+
+
+def dareplane_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """argv with Dareplane's `--some_key=value` spellings turned into this parser's options."""
+    flags = {
+        option: action
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--")
+    }
+    result: list[str] = []
+    for token in argv:
+        name, equals, value = token.partition("=")
+        if name.startswith("--") and name not in flags and name.replace("_", "-") in flags:
+            name = name.replace("_", "-")
+        action = flags.get(name)
+        if equals and action is not None and action.nargs == 0:
+            if value.lower() in ("true", "1", "yes"):
+                result.append(name)
+            elif value.lower() not in ("false", "0", "no", ""):
+                result.append(token)  # argparse says what is wrong with it
+            continue
+        result.append(f"{name}{equals}{value}")
+    return result

@@ -8,6 +8,11 @@ therefore run at the same time.
 
 Work a command leaves running, a `(Thread, Event)` pair or a `subprocess.Popen`, is tracked:
 STOP sets the event / terminates the process tree, CLOSE does the same and waits for all of it.
+
+Dareplane's server API is here too (docs/DESIGN.md, "Dareplane compatibility"): `current_conn`,
+the `on_connection_accepted/closed` hooks, `handle_msg`, `default_msg_interpretation`,
+`msg_interpretation`, `process_connection`, `close_threads`, `close_processes`, and
+`DefaultCallbackServer`, whose `callback_stack` payloads go out to the connected clients.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import itertools
+import json
 import logging
 import selectors
 import signal
@@ -24,25 +30,28 @@ import subprocess
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-
+from dareplane_utils.default_server.functions import stop_process
 from dareplane_utils.default_server.protocol import (
     DEFAULT_MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
     BadMessage,
     Command,
     CommandConnection,
+    encode_command,
     json_error,
+    parse_message,
 )
 from dareplane_utils.logging.logger import get_logger
 
 # Dareplane's built-ins, in the order its GET_PCOMMS lists them after the module's commands.
 DAREPLANE_BUILTINS = ("STOP", "CLOSE", "GET_PCOMMS", "UP")
 BUILTINS = (*DAREPLANE_BUILTINS, "HELLO", "STATUS")
+BUILT_IN_PCOMMS = list(DAREPLANE_BUILTINS)  # Dareplane's name
 
 _RECV_BYTES = 65536
 # How often the accept loop looks at a stop event set by someone else (Dareplane API).
@@ -52,13 +61,21 @@ _CLOSE_GRACE_S = 2.0
 _connection_thread = threading.local()
 
 
+class UnknownMsgInterpretation(Exception):
+    """Dareplane's exception for a command result it cannot track (Raceplane replies with any
+    JSON-serialisable result, so it never raises this)."""
+
+
 @dataclass(eq=False)
 class _Client:
-    sock: socket.socket
+    sock: socket.socket | None  # None: handle_msg() with no connection to reply to
     peer: str
     protocol: CommandConnection
     # Replies of one received batch, sent together unless a command has to run first.
     out: bytearray = field(default_factory=bytearray)
+    # What `current_conn` hands out: a dup of sock, so code that closes it (Dareplane's tests
+    # and modules do) cannot pull the descriptor from under this connection's thread.
+    shared: socket.socket | None = None
 
 
 class DefaultServer:
@@ -68,6 +85,20 @@ class DefaultServer:
     arguments. Call `init_server()` then `start_listening()` (blocks until CLOSE, SIGTERM or
     `shutdown()`), or `serve_in_thread()` to run it in the background.
     """
+
+    # Dareplane's server is a dataclass: code reads these defaults off the class.
+    port: int = 8080
+    ip: str = "127.0.0.1"  # Dareplane's is 0.0.0.0; ours binds loopback unless told
+    nlisten: int = 512
+    name: str = "default_server"
+    accept_timeout_s: float = _POLL_S
+    delimiter: bytes = b";"
+    thread_stopper: Callable[..., Any] | None = None
+    proc_stopper: Callable[..., Any] | None = None
+    msg_interpreter: Callable[..., Any] | None = None
+    server_socket: socket.socket | None = None
+    is_listening: bool = False
+    logger: logging.Logger = logging.getLogger("default_server")
 
     def __init__(
         self,
@@ -82,7 +113,25 @@ class DefaultServer:
         idle_timeout_s: float | None = 3600.0,
         stop_timeout_s: float = 10.0,
         nlisten: int = 512,
+        accept_timeout_s: float = _POLL_S,
+        delimiter: bytes = b";",
+        thread_stopper: Callable[..., Any] | None = None,
+        proc_stopper: Callable[..., Any] | None = None,
+        msg_interpreter: Callable[..., Any] | None = None,
+        current_conn: socket.socket | None = None,
+        server_socket: socket.socket | None = None,
+        threads: dict[str, tuple[threading.Thread, threading.Event]] | None = None,
+        processes: dict[str, subprocess.Popen] | None = None,
+        is_listening: bool = False,
     ) -> None:
+        """Dareplane's keywords: `accept_timeout_s` (how often a stop event set by someone else
+        is seen), `delimiter` (only b";", the protocol's), `thread_stopper(thread, logger=)` and
+        `proc_stopper(process, logger=)` (replace the join / process-tree ending of STOP and
+        CLOSE), `msg_interpreter(msg_bytes, pcommand_map, logger=)` (replaces calling the
+        command's callable; it gets `NAME|{json}` bytes); `current_conn`, `server_socket`,
+        `threads`, `processes`, `is_listening` (initial values of those attributes)."""
+        if delimiter != b";":
+            raise ValueError(f"the command protocol ends commands with b';', not {delimiter!r}")
         self.port = port
         self.ip = ip
         self.pcommand_map: dict[str, Callable[..., Any]] = dict(pcommand_map or {})
@@ -93,12 +142,19 @@ class DefaultServer:
         self.idle_timeout_s = idle_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.nlisten = nlisten
+        self.accept_timeout_s = accept_timeout_s
+        self.delimiter = delimiter
+        self.thread_stopper = thread_stopper
+        self.proc_stopper = proc_stopper
+        self.msg_interpreter = msg_interpreter
+        self._latest: _Client | None = None
+        self._assigned_conn: socket.socket | None = current_conn
         # Dareplane's names for the work commands left running; modules may look at them.
-        self.threads: dict[str, tuple[threading.Thread, threading.Event]] = {}
-        self.processes: dict[str, subprocess.Popen] = {}
-        self.server_socket: socket.socket | None = None
+        self.threads: dict[str, tuple[threading.Thread, threading.Event]] = dict(threads or {})
+        self.processes: dict[str, subprocess.Popen] = dict(processes or {})
+        self.server_socket = server_socket
         self.listen_stop_event = threading.Event()
-        self.is_listening = False
+        self.is_listening = is_listening
         self._work_lock = threading.Lock()
         self._work_ids = itertools.count(1)
         self._clients: dict[_Client, threading.Thread] = {}
@@ -176,20 +232,45 @@ class DefaultServer:
         With `wait`, keep waiting for threads that ignore their event (CLOSE may not leave one).
         """
         with self._work_lock:
+            events = [event for _, event in self.threads.values()]
+        for event in events:  # every thread starts stopping while the processes are ended
+            event.set()
+        self.close_processes()
+        return self.close_threads(wait)
+
+    def close_threads(self, wait: bool = False) -> list[str]:
+        """Set every tracked thread's stop event and join it (Dareplane's name).
+
+        Returns the keys of threads still running after `stop_timeout_s` (they stay tracked);
+        with `wait`, keeps waiting for them instead.
+        """
+        with self._work_lock:
             threads, self.threads = self.threads, {}
-            processes, self.processes = self.processes, {}
         for _, event in threads.values():
             event.set()
         leftover: list[str] = []
-        for key, process in processes.items():
-            _terminate_tree(process, self.stop_timeout_s)
-            self.logger.info(f"stopped process {key} (pid {process.pid})")
         for key, (thread, event) in threads.items():
-            if not _join(thread, self.stop_timeout_s, wait, self.logger, key):
+            if self.thread_stopper is not None:
+                self.thread_stopper(thread, logger=self.logger)
+                stopped = not thread.is_alive()
+            else:
+                stopped = _join(thread, self.stop_timeout_s, wait, self.logger, key)
+            if not stopped:
                 leftover.append(key)
                 with self._work_lock:
                     self.threads[key] = (thread, event)
         return leftover
+
+    def close_processes(self) -> None:
+        """End every tracked process and its descendants (Dareplane's name)."""
+        with self._work_lock:
+            processes, self.processes = self.processes, {}
+        for key, process in processes.items():
+            if self.proc_stopper is not None:
+                self.proc_stopper(process, logger=self.logger)
+            else:
+                stop_process(process, self.logger, self.stop_timeout_s)
+            self.logger.info(f"stopped process {key} (pid {process.pid})")
 
     def status(self) -> dict[str, Any]:
         """The default STATUS result."""
@@ -207,6 +288,75 @@ class DefaultServer:
             "pcomms": self._pcomms(json_mode=True),
         }
 
+    # ----------------------------------------------------------------- Dareplane's API
+
+    @property
+    def current_conn(self) -> socket.socket | None:
+        """The connection being served: in a command or hook, the caller's own; elsewhere the
+        latest accepted (Dareplane serves one connection at a time). Closing it does not end
+        the connection (it is a duplicate of the server's socket), sending on it does reach
+        the client."""
+        if self._assigned_conn is not None:
+            return self._assigned_conn
+        client = getattr(_connection_thread, "client", None) or self._latest
+        if client is None or client.sock is None:
+            return None
+        with self._clients_lock:  # the connection's thread closes both under it
+            if client.shared is None and client.sock.fileno() != -1:
+                client.shared = client.sock.dup()
+            return client.shared
+
+    @current_conn.setter
+    def current_conn(self, sock: socket.socket | None) -> None:
+        self._assigned_conn = sock
+
+    def on_connection_accepted(self) -> None:
+        """Hook: a connection was accepted; called on its thread before the greeting."""
+
+    def on_connection_closed(self) -> None:
+        """Hook: a connection ended; called on its thread."""
+
+    def handle_msg(self, msg: bytes) -> None:
+        """Handle one or more commands (`;`-separated bytes) as if `current_conn` sent them;
+        replies go to `current_conn` when there is one."""
+        sock = self.current_conn
+        client = _Client(sock, "handle_msg", CommandConnection(self.max_message_bytes))
+        for message in client.protocol.feed(msg if msg.endswith(b";") else msg + b";"):
+            self._handle(client, message)
+        self._flush(client)
+
+    def default_msg_interpretation(self, msg: bytes) -> bool:
+        """Handle `msg` if it is one of Dareplane's built-ins (STOP, CLOSE, GET_PCOMMS, UP);
+        returns whether it was."""
+        message = parse_message(msg)
+        if not isinstance(message, Command) or message.name not in DAREPLANE_BUILTINS:
+            return False
+        self.handle_msg(msg)
+        return True
+
+    def msg_interpretation(self, msg: bytes) -> Any:
+        """Run the module command in `msg` (`NAME` or `NAME|{json}`) and track the work it
+        leaves running; returns what the reply says about it."""
+        message = parse_message(msg)
+        if not isinstance(message, Command):
+            raise ValueError(f"not a command: {msg!r}")
+        protocol = CommandConnection(self.max_message_bytes)
+        protocol.json_mode = True
+        reply = json.loads(self._execute(protocol, message))
+        if not reply["ok"]:
+            raise ValueError(reply["error"])
+        return reply["result"]
+
+    def process_connection(self) -> None:
+        """Serve `current_conn` on the calling thread until it ends or the server stops."""
+        sock = self.current_conn
+        if sock is None:
+            raise RuntimeError("no current connection to process")
+        client = getattr(_connection_thread, "client", None)
+        if client is None or sock not in (client.sock, client.shared):
+            client = _Client(sock, "process_connection", CommandConnection(self.max_message_bytes))
+        self._read_commands(client)
+
     # ----------------------------------------------------------------- accepting
 
     def _accept_loop(self) -> None:
@@ -215,7 +365,8 @@ class DefaultServer:
             selector.register(self.server_socket, selectors.EVENT_READ)
             selector.register(self._wake_r, selectors.EVENT_READ)
             while not self.listen_stop_event.is_set():
-                if any(key.fileobj is self.server_socket for key, _ in selector.select(_POLL_S)):
+                ready = selector.select(self.accept_timeout_s)
+                if any(key.fileobj is self.server_socket for key, _ in ready):
                     self._accept()
 
     def _accept(self) -> None:
@@ -261,25 +412,14 @@ class DefaultServer:
     def _serve(self, client: _Client) -> None:
         """A connection's thread: read, run each command in turn, reply; until it ends."""
         _connection_thread.active = True
-        stop = self.listen_stop_event
+        _connection_thread.client = client
+        self._latest = client
         sock = client.sock
+        assert sock is not None
         try:
+            self._hook(self.on_connection_accepted)
             sock.sendall(f"Connected to {self.name}\n".encode())
-            while not stop.is_set():
-                try:
-                    data = sock.recv(_RECV_BYTES)
-                except BlockingIOError:
-                    self._say_idle(client)
-                    break
-                if not data:
-                    break
-                for message in client.protocol.feed(data):
-                    if stop.is_set():
-                        break  # closing: commands after CLOSE are not run
-                    self._handle(client, message)
-                if client.out:
-                    sock.sendall(client.out)
-                    client.out.clear()
+            self._read_commands(client)
         except BlockingIOError:
             idle = self.idle_timeout_s
             self.logger.warning(f"{client.peer}: closing, it read no reply for {idle:g} s")
@@ -289,9 +429,42 @@ class DefaultServer:
             # A bug of ours must cost this connection only, and say what it was.
             self.logger.exception(f"{client.peer}: connection failed")
         finally:
-            client.sock.close()
+            self._hook(self.on_connection_closed)
             with self._clients_lock:
+                sock.close()
+                if client.shared is not None:
+                    client.shared.close()
                 self._clients.pop(client, None)
+
+    def _read_commands(self, client: _Client) -> None:
+        stop = self.listen_stop_event
+        sock = client.sock
+        assert sock is not None
+        while not stop.is_set():
+            try:
+                data = sock.recv(_RECV_BYTES)
+            except BlockingIOError:
+                self._say_idle(client)
+                break
+            if not data:
+                break
+            for message in client.protocol.feed(data):
+                if stop.is_set():
+                    break  # closing: commands after CLOSE are not run
+                self._handle(client, message)
+            self._flush(client)
+
+    def _hook(self, hook: Callable[[], None]) -> None:
+        try:
+            hook()
+        except Exception:
+            self.logger.exception(f"{hook.__name__} failed")
+
+    @staticmethod
+    def _flush(client: _Client) -> None:
+        if client.out and client.sock is not None:
+            client.sock.sendall(client.out)
+        client.out.clear()
 
     def _say_idle(self, client: _Client) -> None:
         message = f"closing connection idle for more than {self.idle_timeout_s:g} s"
@@ -330,11 +503,9 @@ class DefaultServer:
             self.listen_stop_event.set()
             self._wake()
         elif name == "STOP" or name in self.pcommand_map:
-            if client.out:
-                # Earlier replies go out now rather than wait for this command.
-                client.sock.sendall(client.out)
-                client.out.clear()
-            self.logger.info("%s %s", name, message.kwargs or "")
+            # Earlier replies go out now rather than wait for this command.
+            self._flush(client)
+            self.logger.info("Received: %s %s", name, message.kwargs or "")
             client.out += self._execute(protocol, message)
             with self._work_lock:
                 self._commands_run += 1
@@ -357,7 +528,13 @@ class DefaultServer:
     def _execute(self, protocol: CommandConnection, command: Command) -> bytes:
         callable_ = self.pcommand_map.get(command.name)
         try:
-            result = callable_(**command.kwargs) if callable_ is not None else None
+            if callable_ is None:
+                result = None
+            elif self.msg_interpreter is not None:
+                raw = encode_command(command.name, command.kwargs or None)[:-1]
+                result = self.msg_interpreter(raw, self.pcommand_map, logger=self.logger)
+            else:
+                result = callable_(**command.kwargs)
         except ValueError as error:
             self.logger.warning(f"{command.name} refused: {error}")
             return protocol.error(command.name, str(error))
@@ -472,40 +649,63 @@ def _join(
     return True
 
 
-def _terminate_tree(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM the process and all its descendants, SIGKILL what is left, reap the parent."""
-    try:
-        parent = psutil.Process(process.pid)
-        family = [*parent.children(recursive=True), parent]
-    except psutil.NoSuchProcess:
-        family = []
-    for signal_all in (psutil.Process.terminate, psutil.Process.kill):
-        for member in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                signal_all(member)
-        family = _wait_gone(family, timeout)
-        if not family:
-            break
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout)
+class DefaultCallbackServer(DefaultServer):
+    """A DefaultServer that also sends `callback_stack` payloads to its clients (Dareplane).
 
-
-def _wait_gone(members: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Wait until every member has exited; returns those still running at the timeout.
-
-    An exited grandchild stays a zombie until whoever inherits it reaps it, which may take
-    long; for stopping, a zombie counts as gone.
+    Every connection gets a thread (tracked in `threads` as `callbacks#n`) that sends what is
+    appended to `callback_stack` (a deque: append and popleft are atomic); each payload goes
+    to one client. The thread ends with its connection; when the last connection ends, what
+    is left on the stack is dropped (it was meant for clients that are gone).
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        members = [member for member in members if _running(member)]
-        if not members or time.monotonic() >= deadline:
-            return members
-        time.sleep(0.01)
+
+    def __init__(self, *args: Any, callback_stack: deque[str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.callback_stack: deque[str] = callback_stack if callback_stack is not None else deque()
+        self._callback_keys: dict[int, str] = {}
+
+    def on_connection_accepted(self) -> None:
+        conn = self.current_conn
+        assert conn is not None
+        if not self._callback_keys:
+            # payloads queued while no client was connected were meant for one that is gone
+            self.callback_stack.clear()
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=process_callbacks, args=(self, conn, stop), name="callbacks", daemon=True
+        )
+        key = f"callbacks#{next(self._work_ids)}"
+        with self._work_lock:
+            self.threads[key] = (thread, stop)
+        self._callback_keys[threading.get_ident()] = key
+        thread.start()
+
+    def on_connection_closed(self) -> None:
+        key = self._callback_keys.pop(threading.get_ident(), None)
+        with self._work_lock:
+            work = self.threads.pop(key, None) if key is not None else None
+        if work is not None:
+            thread, stop = work
+            stop.set()
+            _join(thread, self.stop_timeout_s, False, self.logger, key or "callbacks")
+        if not self._callback_keys:
+            self.callback_stack.clear()
 
 
-def _running(member: psutil.Process) -> bool:
-    try:
-        return member.is_running() and member.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+def process_callbacks(
+    server: DefaultCallbackServer, conn: socket.socket, stop_event: threading.Event
+) -> None:
+    """Send `server.callback_stack` payloads to `conn` until `stop_event` is set or the
+    connection fails (logged as "Callback connection lost"). At most once: a payload taken for
+    a connection that then fails is not put back."""
+    while not stop_event.is_set():
+        try:
+            payload = server.callback_stack.popleft()
+        except IndexError:
+            stop_event.wait(0.001)
+            continue
+        try:
+            conn.sendall(payload.encode())
+        except OSError as error:
+            if not stop_event.is_set():
+                server.logger.warning(f"Callback connection lost ({error}), stopping its thread")
+            break

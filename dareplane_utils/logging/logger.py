@@ -31,6 +31,31 @@ STDERR_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 _senders: dict[tuple[str, int], JsonSocketHandler] = {}
 
+# Dareplane's logging setup as a logging.config dictionary (a program may apply it with
+# logging.config.dictConfig; get_logger does not use it): plain lines on the console, JSON
+# records to 127.0.0.1:9020, on the root logger. `colors`: Dareplane's level colours, which
+# get_logger accepts and ignores (its lines are plain).
+default_dareplane_config = {
+    "version": 1,
+    "formatters": {
+        "dareplane_standard": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"},
+        "dareplane_standard_color": {
+            "format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "dareplane_standard_color"},
+        "socket": {
+            "class": "dareplane_utils.logging.ujson_socket_handler.UJsonSocketHandler",
+            "formatter": "dareplane_standard",
+            "host": DEFAULT_HOST,
+            "port": DEFAULT_PORT,
+        },
+    },
+    "root": {"handlers": ["console", "socket"]},
+}
+colors = {"DEBUG": "cyan"}
+
 
 # A burst of lines gathers this long before the writer thread writes it out.
 STDERR_GATHER_S = 0.01
@@ -118,13 +143,23 @@ class _StderrHandler(logging.Handler):
 
 def get_logger(
     name: str,
+    add_console_handler: bool | None = None,
+    colors: dict | None = None,
+    no_socket_handler: bool = False,
+    *,
     log_host: str | None = None,
     log_port: int | None = None,
     level: int | str = logging.INFO,
     stderr_level: int | str | None = None,
 ) -> logging.Logger:
     """A logger writing lines to stderr (from `stderr_level`, default `level`) and JSON records
-    of `level` and above to the log server."""
+    of `level` and above to the log server.
+
+    Dareplane's parameters are accepted: `add_console_handler=False` leaves the stderr lines
+    out (Raceplane writes them unless told not to, Dareplane only when asked), `colors` is
+    accepted and ignored (the lines are plain), `no_socket_handler=True` leaves the log server
+    out.
+    """
     host = log_host or os.environ.get("RACEPLANE_LOG_HOST") or DEFAULT_HOST
     port = int(
         log_port if log_port is not None else os.environ.get("RACEPLANE_LOG_PORT", DEFAULT_PORT)
@@ -136,10 +171,12 @@ def get_logger(
     for handler in list(logger.handlers):
         if isinstance(handler, _StderrHandler | JsonSocketHandler):
             logger.removeHandler(handler)
-    stderr = _StderrHandler(sys.stderr)
-    stderr.setLevel(level if stderr_level is None else stderr_level)
-    logger.addHandler(stderr)
-    logger.addHandler(sender_for(host, port))
+    if add_console_handler is not False:
+        stderr = _StderrHandler(sys.stderr)
+        stderr.setLevel(level if stderr_level is None else stderr_level)
+        logger.addHandler(stderr)
+    if not no_socket_handler:
+        logger.addHandler(sender_for(host, port))
     return logger
 
 

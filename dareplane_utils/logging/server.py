@@ -17,11 +17,16 @@ a warning; no other connection notices. Nothing is ever unpickled.
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
+import logging.config
+import os
 import selectors
 import signal
 import socket
 import sys
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +37,7 @@ from dareplane_utils.logging.framing import (
     encode_frame,
 )
 from dareplane_utils.logging.logfile import BACKUPS, DEFAULT_LOGFILE, MAX_BYTES, RotatingLineWriter
+from dareplane_utils.logging.logger import default_dareplane_config
 from dareplane_utils.logging.records import REQUIRED, local_record, normalize, to_line
 
 DEFAULT_PORT = 9020
@@ -61,6 +67,8 @@ class _Connection:
 
 class LogRecordSocketReceiver:
     """Receives log records from many processes; writes them to a file; feeds live viewers."""
+
+    allow_reuse_address = True  # Dareplane's (socketserver) name: SO_REUSEADDR is set
 
     def __init__(
         self,
@@ -99,7 +107,13 @@ class LogRecordSocketReceiver:
 
     def serve_until_stopped(self) -> None:
         host, port = self.server_address
-        self._notice("INFO", f"log server listening on {host}:{port}, writing {self.logfile}")
+        # On stderr only: the file starts with the first record received (Dareplane's tests,
+        # and readers of the file, expect the records they sent, in order, from the top).
+        print(
+            f"log server INFO: listening on {host}:{port}, writing {self.logfile}",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             while not self.abort:
                 for key, mask in self.selector.select(timeout=0.2):
@@ -271,6 +285,19 @@ class LogRecordSocketReceiver:
             self.selector.modify(connection.sock, events, connection)
 
 
+def modify_root_logger(logfile: Path) -> None:
+    """Dareplane's: every logger of this process (through the root logger, DEBUG and up) also
+    writes plain lines to `logfile`, and to the console."""
+    config = copy.deepcopy(default_dareplane_config)
+    config["handlers"]["file"] = {
+        "class": "logging.FileHandler",
+        "filename": str(Path(logfile).resolve()),
+        "formatter": "dareplane_standard",
+    }
+    config["root"] = {"level": logging.DEBUG, "handlers": ["console", "file"]}
+    logging.config.dictConfig(config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dareplane_utils.logging.server",
@@ -288,8 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | str | os.PathLike | None = None, logfile: str | os.PathLike | None = None
+) -> int:
+    """Serve until SIGTERM/SIGINT. `main(logfile)` / `main(logfile=...)` is Dareplane's form:
+    the defaults, writing to that file."""
+    if isinstance(argv, str | os.PathLike):
+        argv, logfile = [], argv
+    if logfile is not None and argv is None:
+        argv = []
     args = build_parser().parse_args(argv)
+    if logfile is not None:
+        args.logfile = Path(logfile)
     try:
         server = LogRecordSocketReceiver(
             args.host, args.port, args.logfile, args.max_bytes, args.backups, args.max_record_bytes

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 import pylsl
@@ -595,6 +596,45 @@ class StreamWatcher:
             data, _ = self.last(self.n_buffered if n is None else n)
             return data[:, index]
 
+    # -- Dareplane's names (dareplane-utils 0.0.24), on the public ring API ----------------
+
+    # Dareplane picked update_numeric or update_char_p per stream; our update() serves both.
+    update_numeric = update
+    update_char_p = update
+    chunk_buffer_size = 1024 * 32  # rows of Dareplane's pull buffer
+    _chunk_buffer: np.ndarray | None = None
+
+    @property
+    def chunk_buffer(self) -> np.ndarray:
+        """Dareplane's pull buffer, (chunk_buffer_size, channels) of the stream's type. Ours
+        pulls straight into the ring, so it is made (zeroed, lazily) only for code reading it."""
+        shape = (self.chunk_buffer_size, len(self.channel_names))
+        made = self._chunk_buffer
+        if made is None or made.shape != shape or made.dtype != self.buffer.dtype:
+            self._chunk_buffer = made = np.zeros(shape, dtype=self.buffer.dtype)
+        return made
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The samples not taken yet (the newest `n_new`, at most a ring), oldest first.
+
+        Dareplane's `samples` is the chunk the last update() pulled; code that reads it after
+        each update() and then resets `n_new` sees the same samples here.
+        """
+        return self._unread()[0]
+
+    @property
+    def times(self) -> np.ndarray:
+        """The timestamps of `samples` (Dareplane declared `times` but never filled it)."""
+        return self._unread()[1]
+
+    def _unread(self) -> tuple[np.ndarray, np.ndarray]:
+        with self.lock:
+            size = len(self.buffer)
+            count = min(self.n_new, size)
+            rows = (self.curr_i - count + np.arange(count)) % max(size, 1)
+            return self.buffer[rows], self.buffer_t[rows]
+
     def __repr__(self) -> str:
         state = "connected" if self.inlet is not None else "not connected"
         return (
@@ -634,3 +674,36 @@ def _xpath_literal(value: str) -> str:
         return f'"{value}"'
     parts = value.split("'")
     return "concat(" + ', "\'", '.join(f"'{part}'" for part in parts) + ")"
+
+
+# -- Dareplane's module functions (dareplane-utils 0.0.24) ------------------------------------
+
+
+def get_streams_names() -> list[str]:
+    """The names of every LSL stream visible now (liblsl's resolve, one second)."""
+    return [info.name() for info in pylsl.resolve_streams()]
+
+
+def get_channel_names(inf: pylsl.StreamInfo) -> list[str]:
+    """The channel labels in the stream's desc, or ch_1, ch_2 ... when it does not label all."""
+    channels = _channels(inf)
+    if channels is None:
+        return [f"ch_{i + 1}" for i in range(inf.channel_count())]
+    return [channel.label for channel in channels]
+
+
+def pylsl_xmlelement_to_dict(inf: pylsl.StreamInfo) -> dict:
+    """The stream's XML header as nested dicts, in xmltodict's shape: {"info": {...}}, an
+    element's children by tag (a repeated tag becomes a list), text as str, empty as None."""
+    root = ElementTree.fromstring(inf.as_xml())
+    return {root.tag: _element_dict(root)}
+
+
+def _element_dict(element: ElementTree.Element) -> dict | str | None:
+    if len(element) == 0:
+        text = (element.text or "").strip()
+        return text or None
+    grouped: dict[str, list] = {}
+    for child in element:
+        grouped.setdefault(child.tag, []).append(_element_dict(child))
+    return {tag: values[0] if len(values) == 1 else values for tag, values in grouped.items()}

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from dareplane_utils.lsl_config import ENV_VAR
-from modules.control_room.setup import EXTERNAL, ControlRoomSettings, ModuleSpec
+from modules.control_room.setup import (
+    DAREPLANE_EXE,
+    DAREPLANE_PYTHON,
+    EXTERNAL,
+    ControlRoomSettings,
+    ModuleSpec,
+)
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -33,6 +39,13 @@ def option_flags(kwargs: dict[str, Any]) -> list[str]:
 
 def command_line(spec: ModuleSpec, settings: ControlRoomSettings) -> list[str]:
     python = spec.python or sys.executable
+    if spec.kind == DAREPLANE_EXE:
+        return [str(spec.executable), *spec.args]
+    if spec.kind == DAREPLANE_PYTHON:
+        # as dp-control-room's PythonLauncher: kwargs, then ip and port, each as --key=value
+        options = {**spec.kwargs, "ip": spec.ip, "port": spec.port}
+        flags = [f"--{key}={value}" for key, value in options.items()]
+        return [python, "-m", str(spec.entry), *spec.args, *flags]
     if spec.kind == EXTERNAL:
         # A foreign (e.g. Dareplane) module reads its own config; it gets only its kwargs.
         return [python, "-m", str(spec.entry), *option_flags(spec.kwargs)]
@@ -71,7 +84,7 @@ def check_installed(spec: ModuleSpec) -> None:
 
     Looks for modules/<kind>/__main__.py without importing the module (that is the child's
     job, and may be slow)."""
-    if spec.kind == EXTERNAL or spec.python:
+    if spec.kind in (EXTERNAL, DAREPLANE_PYTHON, DAREPLANE_EXE) or spec.python:
         return
     package = importlib.util.find_spec(f"modules.{spec.kind}")
     if package is None or not package.submodule_search_locations:

@@ -98,12 +98,17 @@ class ControlRoom:
 
     def macro(self, name: str = "", **params: Any) -> list[dict[str, Any]]:
         """Run a macro's steps in order; stop at the first that fails, saying which."""
-        if name not in self.setup.macros:
-            known = ", ".join(sorted(self.setup.macros)) or "none defined"
+        macros = self.setup.macros
+        # Dareplane macros answer to their `name` (its button label) too
+        macro = macros.get(name) or next((m for m in macros.values() if m.title == name), None)
+        if macro is None:
+            known = ", ".join(sorted(macros)) or "none defined"
             raise ValueError(f"unknown macro {name!r}; macros: {known}")
-        steps = expand(self.setup.macros[name], params)
+        steps = expand(macro, params)
+        time.sleep(macro.delay_s)
         results = []
         for number, step in enumerate(steps, start=1):
+            time.sleep(macro.step_gap_s)
             try:
                 result = self.send(step.module, step.cmd, step.payload)
             except ValueError as error:

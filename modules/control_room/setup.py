@@ -3,6 +3,12 @@
 A setup file names the modules of a stack (`[modules.<key>]`), the macros a person can run
 (`[macros.<name>]`) and the control room's own settings (`[control_room]`); docs/DESIGN.md,
 "Control room", is the schema. Loading has no side effects: nothing is started or imported.
+
+dp-control-room's setup files load as they are (docs/DESIGN.md, "Dareplane setup files"):
+its current form (`[modules]` with `modules_root`, modules of kind "python" / "exe", macros
+with `name`/`cmds`/`default_json`/`delay_s`, `[macros.globals] sleep_s`) and its legacy form
+(`[python.modules.<key>]` started, `[exe.modules.<key>]` only connected to). Their modules run
+beside Raceplane's, launched the way dp-control-room launches them.
 """
 
 from __future__ import annotations
@@ -15,6 +21,27 @@ from typing import Any
 
 REMOTE = "remote"
 EXTERNAL = "external"
+# dp-control-room's kinds: `python -m <custom_entry_point>` in the module's folder, an executable
+DAREPLANE_PYTHON = "python"
+DAREPLANE_EXE = "exe"
+_DAREPLANE_CONNECT_ONLY = "conn_only"  # its legacy [exe.modules.*]: connected to, not started
+_DAREPLANE_MODULE_KEYS = {
+    "kind",
+    "ip",
+    "port",
+    "cwd",
+    "kwargs",
+    "args",
+    "python_executable",
+    "custom_entry_point",
+    "retry_after_s",
+    "max_connect_retries",
+    "path",
+    "pcomms",
+    "type",  # legacy form: a label, unused by dp-control-room too
+    "depends_on",
+    "restart",
+}
 PROTOCOLS = ("json", "legacy")
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -71,6 +98,8 @@ class ModuleSpec:
     python: str | None = None  # external modules: their interpreter (e.g. a Dareplane venv)
     cwd: Path | None = None
     line: int = 0  # where `[modules.<key>]` starts, for messages
+    args: tuple[str, ...] = ()  # Dareplane modules: positional arguments
+    executable: Path | None = None  # Dareplane "exe" modules: what to run
 
     @property
     def is_remote(self) -> bool:
@@ -90,6 +119,12 @@ class Macro:
     steps: tuple[MacroStep, ...]
     defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    title: str = ""  # Dareplane macros: their `name` (the button label); MACRO takes it too
+    delay_s: float = 0.0  # Dareplane macros: wait before the first step
+    step_gap_s: float = 0.0  # Dareplane macros: wait before each step ([macros.globals] sleep_s)
+    # Dareplane's macro semantics: parameters it does not use are ignored, text parameters may
+    # name others as "$<name>"
+    dareplane: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +178,8 @@ class _Checker:
         self.name = name
         self.lines = _key_lines(text)
         self.base = base
+        self.modules_root: str | None = None  # Dareplane: modules.modules_root
+        self.step_gap_s = 0.0  # Dareplane: [macros.globals] sleep_s
 
     def fail(self, where: tuple[str, ...], message: str) -> SetupError:
         line = self._line(where)
@@ -158,17 +195,23 @@ class _Checker:
 
     def setup(self, data: dict[str, Any], path: Path | None) -> Setup:
         for key in data:
-            if key not in ("control_room", "modules", "macros"):
+            if key not in ("control_room", "modules", "macros", "python", "exe"):
                 raise self.fail(
                     (key,), f"unknown table {key!r}; expected control_room, modules, macros"
                 )
         settings = self.settings(self.table(data, ("control_room",)))
-        modules_table = self.table(data, ("modules",))
+        modules_table = dict(self.table(data, ("modules",)))
+        self.modules_root = self.value(modules_table, ("modules", "modules_root"), str, None)
+        modules_table.pop("modules_root", None)
+        modules_table.update(self.legacy_dareplane_modules(data, modules_table))
         if not modules_table:
             raise self.fail(("modules",), "no modules: add at least one [modules.<key>] table")
         modules = {key: self.module(key, value) for key, value in modules_table.items()}
         self.check_graph(modules)
-        macros_table = self.table(data, ("macros",))
+        macros_table = dict(self.table(data, ("macros",)))
+        globals_table = macros_table.pop("globals", None) or {}
+        self.unknown(globals_table, ("macros", "globals"), {"sleep_s"})
+        self.step_gap_s = self.positive(globals_table, ("macros", "globals", "sleep_s"), 0.0)
         macros = {name: self.macro(name, value, modules) for name, value in macros_table.items()}
         for name in settings.on_up:
             if not isinstance(name, str) or name not in macros:
@@ -267,10 +310,37 @@ class _Checker:
             reset_after_s=self.positive(table, (*at, "reset_after_s"), policy.reset_after_s),
         )
 
+    def legacy_dareplane_modules(
+        self, data: dict[str, Any], modules: dict[str, Any]
+    ) -> dict[str, Any]:
+        """dp-control-room's legacy form, as it reads it: [python.modules.*] are started
+        (its modules_root moves to modules.modules_root), [exe.modules.*] only connected to."""
+        found: dict[str, Any] = {}
+        for section, kind in (("python", DAREPLANE_PYTHON), ("exe", _DAREPLANE_CONNECT_ONLY)):
+            table = self.table(data, (section,))
+            self.unknown(table, (section,), {"modules_root", "modules"})
+            root = self.value(table, (section, "modules_root"), str, None)
+            if root is not None and kind == DAREPLANE_PYTHON:
+                self.modules_root = root
+            for key, module in self.table(table, (section, "modules")).items():
+                if key in modules or key in found:
+                    raise self.fail((section, "modules", key), f"module {key!r} is defined twice")
+                if not isinstance(module, dict):
+                    raise self.fail((section, "modules", key), f"{key} must be a table")
+                found[key] = {**module, "kind": kind}
+        return found
+
     def module(self, key: str, table: Any) -> ModuleSpec:
         at = ("modules", key)
         if not isinstance(table, dict):
             raise self.fail(at, f"modules.{key} must be a table, not {_type(table)}")
+        kind = table.get("kind")
+        if isinstance(kind, str) and kind.strip().lower() in (
+            DAREPLANE_PYTHON,
+            DAREPLANE_EXE,
+            _DAREPLANE_CONNECT_ONLY,
+        ):
+            return self.dareplane_module(key, table)
         if not _KEY.match(key):
             raise self.fail(at, f"module key {key!r}: use letters, digits, '_' and '-'")
         allowed = {
@@ -332,6 +402,113 @@ class _Checker:
             line=self._line(at),
         )
 
+    def dareplane_module(self, key: str, table: dict[str, Any]) -> ModuleSpec:
+        """A dp-control-room module: started as it starts them, spoken to in legacy mode."""
+        at = ("modules", key)
+        self.unknown(table, at, _DAREPLANE_MODULE_KEYS)
+        kind = table["kind"].strip().lower()
+        if "port" not in table or "ip" not in table:
+            raise self.fail(at, f"modules.{key} needs ip and port (how we reach it)")
+        self.positive(table, (*at, "retry_after_s"), 1.0)  # we wait up_timeout_s for UP
+        self.value(table, (*at, "max_connect_retries"), int, 3)
+        args = self.value(table, (*at, "args"), list, [])
+        if not all(isinstance(arg, Scalar) for arg in args):
+            raise self.fail((*at, "args"), "args must be a list of strings or numbers")
+        depends_on = self.value(table, (*at, "depends_on"), list, [])
+        common = {
+            "key": key,
+            "ip": self.value(table, (*at, "ip"), str, "127.0.0.1"),
+            "port": self.port(table, (*at, "port"), None),
+            "depends_on": tuple(depends_on),
+            "restart": self.value(table, (*at, "restart"), bool, True),
+            "protocol": "legacy",
+            "line": self._line(at),
+        }
+        if kind == _DAREPLANE_CONNECT_ONLY:
+            return ModuleSpec(kind=REMOTE, **common)
+        kwargs = self.kwargs(self.table(table, (*at, "kwargs")), (*at, "kwargs"))
+        cwd = self.value(table, (*at, "cwd"), str, None)
+        if kind == DAREPLANE_EXE:
+            if "path" not in table:
+                raise self.fail(at, f'modules.{key}: kind = "exe" needs path (the executable)')
+            return ModuleSpec(
+                kind=DAREPLANE_EXE,
+                executable=self.dareplane_path(self.value(table, (*at, "path"), str, ""), at),
+                cwd=None if cwd is None else self.dareplane_path(cwd, (*at, "cwd")),
+                args=tuple(str(arg) for arg in args),
+                **common,
+            )
+        if cwd is None and self.modules_root is None:
+            raise self.fail(
+                at, f"modules.{key} needs cwd (its folder), or set modules.modules_root"
+            )
+        folder = (
+            self.dareplane_path(cwd, (*at, "cwd"))
+            if cwd is not None
+            else self.dareplane_path(str(Path(str(self.modules_root)) / key), at)
+        )
+        return ModuleSpec(
+            kind=DAREPLANE_PYTHON,
+            kwargs=kwargs,
+            entry=self.value(table, (*at, "custom_entry_point"), str, "api.server"),
+            python=self.value(table, (*at, "python_executable"), str, None),
+            cwd=folder,
+            args=tuple(str(arg) for arg in args),
+            **common,
+        )
+
+    def dareplane_path(self, value: str, where: tuple[str, ...]) -> Path:
+        """dp-control-room's rule: absolute as is; else relative to the setup file's folder if
+        that exists, else to the working directory if that exists; else an error."""
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            return path.resolve()
+        for base in (self.base, Path.cwd()):
+            if (base / path).exists():
+                return (base / path).resolve()
+        raise self.fail(
+            where,
+            f"{value!r} is found neither beside the setup file ({self.base}) nor in the "
+            f"working directory ({Path.cwd()})",
+        )
+
+    def dareplane_macro(self, name: str, table: dict[str, Any], modules: dict) -> Macro:
+        """A dp-control-room macro: `cmds = {comN = [module, PCOMM, "arg=param", ...]}` sends
+        PCOMM with {arg: the macro's parameter param}; `default_json` gives the defaults."""
+        at = ("macros", name)
+        self.unknown(table, at, {"name", "description", "default_json", "cmds", "delay_s"})
+        steps = []
+        for step_key, command in self.table(table, (*at, "cmds")).items():
+            where = (*at, "cmds", step_key)
+            if (
+                not isinstance(command, list)
+                or len(command) < 2
+                or not all(isinstance(part, str) for part in command)
+            ):
+                raise self.fail(where, f"{step_key} must be [module, PCOMM, 'arg=param', ...]")
+            module, cmd, *mappings = command
+            if module not in modules:
+                raise self.fail(where, f"{step_key} names unknown module {module!r}")
+            payload = {}
+            for mapping in mappings:
+                argument, equals, parameter = mapping.partition("=")
+                if not equals or not argument or not parameter:
+                    raise self.fail(where, f"{mapping!r} is not 'arg=param'")
+                payload[argument.strip()] = "{" + parameter.strip() + "}"
+            steps.append(MacroStep(module, cmd, payload))
+        if not steps:
+            raise self.fail(at, f"macro {name!r} has no cmds")
+        return Macro(
+            name=name,
+            steps=tuple(steps),
+            defaults=dict(self.table(table, (*at, "default_json"))),
+            description=self.value(table, (*at, "description"), str, ""),
+            title=self.value(table, (*at, "name"), str, name),
+            delay_s=self.positive(table, (*at, "delay_s"), 0.0),
+            step_gap_s=self.step_gap_s,
+            dareplane=True,
+        )
+
     def kwargs(self, table: dict[str, Any], at: tuple[str, ...]) -> dict[str, Any]:
         for key, value in table.items():
             items = value if isinstance(value, list) else [value]
@@ -367,6 +544,8 @@ class _Checker:
         at = ("macros", name)
         if not isinstance(table, dict):
             raise self.fail(at, f"macros.{name} must be a table, not {_type(table)}")
+        if "cmds" in table:
+            return self.dareplane_macro(name, table, modules)
         self.unknown(table, at, {"description", "defaults", "steps"})
         steps = self.value(table, (*at, "steps"), list, [])
         if not steps:
