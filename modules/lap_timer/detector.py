@@ -62,6 +62,9 @@ RESULT_NAMES = {
     5: "dsq",
     6: "nc",
     7: "dnf",
+    # Beyond the game's: what the live timing feed says of a car.
+    8: "knocked_out",
+    9: "stopped",
 }
 
 

@@ -123,7 +123,12 @@ def compute(session: Session, rules: PointsRules) -> dict[str, Any]:
         if car.status != "inactive" or key in by_key
     }
     is_race = session.ranking == "race"
-    order = _race_order(session, competitors) if is_race else _best_lap_order(competitors)
+    if session.final_order and not is_race:
+        # The classification given (the live feed's final positions) stands as it is.
+        listed = [key for key in session.final_order if key in competitors]
+        order = listed + [key for key in _best_lap_order(competitors) if key not in listed]
+    else:
+        order = _race_order(session, competitors) if is_race else _best_lap_order(competitors)
 
     fastest = min(
         (c.best_lap for c in competitors.values() if c.best_lap),
