@@ -16,6 +16,7 @@ from modules.livetiming.savefile import Message, SaveWriter, merge_files, parse_
 from modules.livetiming.state import (
     CAR_STATUS,
     CAR_TELEMETRY,
+    EVENTS,
     LAP_DATA,
     LIVETIMING,
     MOTION,
@@ -283,7 +284,7 @@ def test_a_session_gives_the_lap_timer_its_laps_and_standings(tmp_path):
     assert all(row["laps"] == 3 and row["status"] == "finished" for row in table["rows"])
 
 
-def test_a_lap_without_a_time_still_counts_and_a_late_time_is_waited_for():
+def test_laps_go_out_timed_by_the_feed_and_lap_data_never_carries_a_lap_time():
     t0 = datetime(2024, 3, 2, 15, tzinfo=UTC)
     session = LiveSession()
     labels = [c.label for c in STREAMS[LAP_DATA].channels]
@@ -291,17 +292,26 @@ def test_a_lap_without_a_time_still_counts_and_a_late_time_is_waited_for():
     def feed(seconds, data):
         samples = session.feed(Message("TimingData", data, t0 + timedelta(seconds=seconds), ""))
         row = next(s.value for s in samples if s.stream == LAP_DATA)
-        return {k: row[labels.index(f"car00.{k}")] for k in ("current_lap_num", "last_lap_time_ms")}
+        laps = [s.value for s in samples if s.stream == EVENTS and s.value["code"] == "FLAP"]
+        lap = {k: row[labels.index(f"car00.{k}")] for k in ("current_lap_num", "last_lap_time_ms")}
+        return lap, laps
 
-    assert feed(0, {"Lines": {"1": {"NumberOfLaps": 0}}})["current_lap_num"] == 1
-    # Lap 1 of a race has no time: the lap still ends when lap 2's first sector arrives.
-    assert feed(90, {"Lines": {"1": {"NumberOfLaps": 1}}})["current_lap_num"] == 1
-    row = feed(120, {"Lines": {"1": {"Sectors": {"0": {"Value": "28.5"}}}}})
-    assert row == {"current_lap_num": 2, "last_lap_time_ms": 0}
-    # Lap 2: the count comes first, its time a message later.
-    assert feed(180, {"Lines": {"1": {"NumberOfLaps": 2}}})["current_lap_num"] == 2
-    row = feed(181, {"Lines": {"1": {"LastLapTime": {"Value": "1:31.002"}}}})
-    assert row == {"current_lap_num": 3, "last_lap_time_ms": 91002}
+    assert feed(0, {"Lines": {"1": {"NumberOfLaps": 0}}})[0]["current_lap_num"] == 1
+    # Lap 1 of a race has no time in the feed: it ends untimed.
+    assert feed(90, {"Lines": {"1": {"NumberOfLaps": 1}}}) == (
+        {"current_lap_num": 2, "last_lap_time_ms": 0},
+        [],
+    )
+    feed(120, {"Lines": {"1": {"Sectors": {"0": {"Value": "28.5"}}}}})
+    feed(150, {"Lines": {"1": {"Sectors": {"1": {"Value": "31.5"}}}}})
+    # Lap 2: the count comes first, its time and sector 3 a message later each.
+    assert feed(180, {"Lines": {"1": {"NumberOfLaps": 2}}})[1] == []
+    assert feed(181, {"Lines": {"1": {"LastLapTime": {"Value": "1:31.002"}}}})[1] == []
+    row, laps = feed(182, {"Lines": {"1": {"Sectors": {"2": {"Value": "31.002"}}}}})
+    assert row == {"current_lap_num": 3, "last_lap_time_ms": 0}
+    assert [(e["vehicle_idx"], e["lap"], e["lap_time_ms"], e["sector_ms"]) for e in laps] == [
+        (0, 2, 91002, [28500, 31500, 31002])
+    ]
 
 
 def test_garbage_topic_data_is_refused_with_its_topic():

@@ -60,8 +60,11 @@ class _Lap:
     def has_end(self) -> bool:
         return self.time_ms is not None or self.sectors[2] is not None
 
+    def all_sectors(self) -> bool:
+        return None not in self.sectors
+
     def complete(self) -> bool:
-        return self.time_ms is not None and None not in self.sectors
+        return self.time_ms is not None and self.all_sectors()
 
 
 @dataclass
@@ -171,7 +174,7 @@ class FeedLaps:
         ended once the next has begun to fill in."""
         out: list[FeedLap] = []
         for lap in (car.previous, car.current):
-            if lap is not None and lap.complete():
+            if lap is not None and (lap.complete() or (lap is car.previous and lap.all_sectors())):
                 out += self._hand_out(car, lap, number, closing=False)
         if car.previous is not None and car.current.has_sector():
             out += self._hand_out(car, car.previous, number, closing=True)
