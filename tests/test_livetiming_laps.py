@@ -158,3 +158,66 @@ def test_a_count_going_back_is_late_data_and_ignored():
     run(laps, [("1", {**COUNT, **TIME, **S3})])
     assert laps.change("1", {"NumberOfLaps": 1}) == []
     assert laps.lap_in_progress("1") == 3
+
+
+# ----------------------------------------------------------------- bad files, real sessions
+
+
+def replay_laps(paths, caplog) -> tuple:
+    """Replay files in-process (no pacing); the laps published per session, and the report."""
+    import logging
+
+    from modules.livetiming.replay import replay
+
+    laps: dict[str, set] = {}
+
+    def publish(sample) -> None:
+        value = sample.value
+        if sample.stream == "raceplane.events" and value["code"] == "FLAP":
+            uid = value["header"]["session_uid"]
+            lap = (value["vehicle_idx"], value["lap"], value["lap_time_ms"])
+            laps.setdefault(uid, set()).add(lap)
+
+    with caplog.at_level(logging.WARNING):
+        report = replay(
+            paths, publish, logging.getLogger("test"), flat_out=True, order_gap_s=0, max_rate=0
+        )
+    return laps, report
+
+
+def test_garbage_lines_and_a_cut_last_line_are_reported_and_nothing_else_is_lost(tmp_path, caplog):
+    from tests.fastf1_judge import shared_file
+
+    clean = shared_file("2024_spain_qualifying", tmp_path)
+    want, _ = replay_laps([clean], caplog)
+    lines = clean.read_text(encoding="utf-8").splitlines(keepends=True)
+    # FastF1's own with_errors style: lines that are not a message, among the good ones;
+    # and a file cut off in the middle of its last line (a recorder killed mid-write).
+    spoiled = tmp_path / "spoiled.txt"
+    garbage = ["garbage\n", "['TimingData', {'Lines': \n", "\x00\x01\n", "[1, 2, 3]\n"]
+    body = []
+    for i, line in enumerate(lines):
+        body.append(line)
+        if i % 2000 == 1000:
+            body.append(garbage[(i // 2000) % len(garbage)])
+    spoiled.write_text("".join(body) + lines[-1][: len(lines[-1]) // 2], encoding="utf-8")
+    got, report = replay_laps([spoiled], caplog)
+    assert got == want
+    (file,) = report.files
+    assert file.bad_lines == 5 and "spoiled.txt, line" in file.first_error
+    assert "5 of" in caplog.text and "lines unreadable" in caplog.text
+
+
+def test_another_session_appended_is_a_session_of_its_own(tmp_path, caplog):
+    from tests.fastf1_judge import shared_file
+
+    first = shared_file("2021_mexico_qualifying", tmp_path)
+    second = shared_file("2024_spain_qualifying", tmp_path)
+    want_first, _ = replay_laps([first], caplog)
+    want_second, _ = replay_laps([second], caplog)
+    joined = tmp_path / "joined.txt"
+    joined.write_text(first.read_text() + second.read_text(), encoding="utf-8")
+    got, report = replay_laps([joined], caplog)
+    assert got == {**want_first, **want_second} and len(got) == 2
+    assert report.sessions == ["2024/2024-06-23_Spanish_Grand_Prix/2024-06-22_Qualifying/"]
+    assert "another session begins" in caplog.text

@@ -24,6 +24,7 @@ READ_STREAMS = (
     "raceplane.lap_data",
     "raceplane.car_status",
     "raceplane.events",
+    "raceplane.final_classification",
 )
 
 

@@ -215,6 +215,7 @@ def _replay_status(report: ReplayReport | None, settings: dict[str, Any]) -> dic
         "samples": report.samples,
         "refused": report.refused,
         "first_refusal": report.first_refusal or None,
+        "sessions": list(report.sessions),
         "progress": round(report.messages / report.total, 4) if report.total else 0.0,
         "position": format_timestamp(report.position) if report.position else None,
         "done": report.done,

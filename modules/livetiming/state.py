@@ -138,6 +138,7 @@ class LiveSession:
         self.part = 0  # TimingData SessionPart: qualifying Q1..Q3 (0: none)
         self.final = False  # the classification has been published
         self.laps = FeedLaps()
+        self.sessions_seen: list[str] = []  # sessions begun after the first (files joined)
         self.lap_times: dict[str, list[FeedLap]] = {}  # per racing number, as handed out
         self.overflow: set[str] = set()  # racing numbers beyond the 22 slots, left out
         self._layouts = {name: _Layout(name) for name in NUMERIC}
@@ -238,6 +239,19 @@ class LiveSession:
     # ------------------------------------------------------------------ topics
 
     def _session_info(self, data: Any, time: datetime) -> list[Sample]:
+        info = self.topics.get("SessionInfo") or {}
+        meeting, key = (info.get("Meeting") or {}).get("Key"), info.get("Key")
+        if self.uid is not None and isinstance(meeting, int) and isinstance(key, int):
+            uid = (meeting & 0xFFFFFFFF) << 32 | (key & 0xFFFFFFFF)
+            if uid != self.uid:
+                # Another session's messages (a file of it appended): a session of its own,
+                # its cars and laps from scratch; the one before keeps what it had.
+                self.sessions_seen.append(str(info.get("Path") or uid))
+                self.topics = {"SessionInfo": info}
+                self.drivers, self.laps, self.lap_times = {}, FeedLaps(), {}
+                self.uid, self.part, self.final = None, 0, False
+                self.chequered = self.red_flag = False
+                self._rcm_seen = 0
         return [self._session_sample(time)]
 
     def _session_sample(self, time: datetime) -> Sample:
