@@ -126,3 +126,4 @@ def test_a_real_session_replayed_gives_fastf1s_laps_and_the_feeds_order(
     statuses = {number_of[row["driver"]]: row["status"] for row in table["rows"]}
     assert {n for n, s in statuses.items() if s == "knocked_out"} == facts["knocked_out"]
     assert len(facts["knocked_out"]) == 10
+    assert table["part"] == "Q3"  # every shared session is a qualifying (or shootout)

@@ -104,6 +104,7 @@ class Session:
     # The game's FinalClassification order (car indexes), once it has been received.
     final_order: list[int] = field(default_factory=list)
     red_flag: bool = False
+    part: int = 0  # the live feed's SessionPart: qualifying 1..3 (Q1..Q3); 0 none
     version: int = 0  # bumped on every change to `laps`
     _index: dict[Any, dict[int, Lap]] = field(default_factory=dict, repr=False, compare=False)
     _indexed: int = -1

@@ -187,6 +187,8 @@ def compute(session: Session, rules: PointsRules) -> dict[str, Any]:
         "session_type": session.session_type,
         "track": session.track,
         "final": bool(session.final_order),
+        # Qualifying parts as the live feed runs them ("Q2"); "" outside them.
+        "part": f"Q{session.part}" if session.part else "",
         "red_flag": session.red_flag,
         "fastest_lap": None
         if fastest is None

@@ -214,6 +214,10 @@ class LapTimer:
             track = str(packet.get("track_name") or packet.get("track_id", ""))
             year = header.get("game_year")
             total = int(packet.get("total_laps", 0))
+            part = int(packet.get("session_part", 0))
+            if part != session.part:
+                session.part = part
+                self._dirty.add(session.uid)
             known = (session.session_type, session.ranking, session.track, session.game_year)
             if (*known, session.total_laps) != (name, ranking, track, year, total):
                 session.session_type, session.ranking, session.track = name, ranking, track
