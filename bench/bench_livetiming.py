@@ -7,6 +7,10 @@
    CPU time (the bench machine is shared; wall time there says more about the neighbours).
 3. Replay: the same session turned into Raceplane's stream samples flat out (no peer: FastF1
    does not replay onto streams).
+4. Real sessions: each shared file (../shared/data/livetiming) replayed into a lap timer in
+   this process (LiveSession -> the lap timer's Inputs -> LapTimer with its SQLite store, no
+   LSL), beside FastF1's own parse of the file (LiveTimingData + timing_data); CPU time, and
+   how many of FastF1's timed laps ours equal.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from bench.peers import print_table
 from dareplane_utils.testing import free_port, wait_until
 from modules.livetiming.replay import replay
 from modules.livetiming.savefile import SaveWriter, merge_files
+from tests.fastf1_judge import SESSIONS, fastf1_laps, judge, shared_file
 from tests.livetiming_server import HubConnection, LiveTimingServer, hold, synthetic_race
 
 FEED_MESSAGES = 20_000
@@ -113,8 +118,69 @@ def big_session(directory: Path) -> tuple[Path, int]:
     return path, len(race.feed)
 
 
+def lap_timer_laps(path: Path, directory: Path) -> dict:
+    """The laps a lap timer takes from a replay of `path`, by (racing number, lap number)."""
+    import numpy as np
+
+    from modules.lap_timer.inputs import NUMERIC, Inputs, needed_channels
+    from modules.lap_timer.store import Store
+    from modules.lap_timer.timer import LapTimer
+    from modules.livetiming.state import LiveSession
+    from modules.stream_catalogue import STREAMS
+
+    store = Store(directory / f"{path.stem}.sqlite3")
+    timer = LapTimer(store)
+    inputs = Inputs(timer)
+    columns = {}
+    for name in NUMERIC:
+        labels = [c.label for c in STREAMS[name].channels]
+        wanted = needed_channels(name, labels)
+        inputs.set_channels(name, [labels[i] for i in wanted])
+        columns[name] = np.array(wanted)
+    session = LiveSession()
+    for message in merge_files([path]):
+        for sample in session.feed(message):
+            if sample.stream in NUMERIC:
+                inputs.handle(sample.stream, sample.value[columns[sample.stream]])
+            elif sample.stream in inputs._handlers:
+                inputs.handle(sample.stream, sample.value)
+    timer.flush()
+    number_of = {d.slot: number for number, d in session.drivers.items()}
+    laps = {
+        (number_of[lap.car_index], lap.lap): (lap.lap_time_ms, *lap.sector_ms)
+        for lap in timer.sessions[timer.current].laps
+    }
+    store.close()
+    return laps
+
+
+def real_sessions(directory: Path) -> None:
+    rows = []
+    for name in SESSIONS:
+        path = shared_file(name, directory)
+        ours_s = theirs_s = float("inf")
+        for _ in range(ROUNDS):
+            t0 = time.process_time()
+            ours = lap_timer_laps(path, directory)
+            ours_s = min(ours_s, time.process_time() - t0)
+            t0 = time.process_time()
+            theirs = fastf1_laps(path)
+            theirs_s = min(theirs_s, time.process_time() - t0)
+            (directory / f"{path.stem}.sqlite3").unlink()
+        verdict = judge(ours, theirs)
+        rows.append([name, "raceplane -> lap timer", len(ours), verdict.equal, ours_s])
+        rows.append(["", "fastf1 timing_data", len(theirs), len(theirs), theirs_s])
+    print_table(
+        f"real sessions: laps from the file (best of {ROUNDS}; CPU time, lower is better)",
+        ["session", "reader", "timed laps", "equal to FastF1's", "CPU s"],
+        rows,
+    )
+
+
 def main() -> int:
     logging.disable(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        real_sessions(Path(tmp))
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         path, messages = big_session(directory)
