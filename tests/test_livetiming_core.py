@@ -359,3 +359,64 @@ def test_the_session_identity_is_taken_first_from_a_subscribe_reply(tmp_path):
     }
     assert uids == {str(1229 << 32 | 9472)}
     assert session.session_uid() == 1229 << 32 | 9472
+
+
+def test_track_status_weather_race_control_and_qualifying_gaps_reach_the_streams():
+    t0 = datetime(2024, 3, 2, 15, tzinfo=UTC)
+    session = LiveSession()
+    labels = [c.label for c in STREAMS[LAP_DATA].channels]
+
+    def feed(seconds, topic, data):
+        return session.feed(Message(topic, data, t0 + timedelta(seconds=seconds), ""))
+
+    def of(samples, stream):
+        return [s.value for s in samples if s.stream == stream]
+
+    feed(0, "SessionInfo", {"Meeting": {"Key": 1}, "Key": 2, "Name": "Qualifying"})
+    feed(1, "TimingData", {"SessionPart": 2, "Lines": {"1": {"Line": 1}}})
+    (info,) = of(
+        feed(2, "WeatherData", {"AirTemp": "21.5", "TrackTemp": "35.0", "Rainfall": "1"}), SESSION
+    )
+    assert info["session_type_name"] == "Qualifying Q2" and info["session_part"] == 2
+    assert (info["weather_name"], info["air_temperature_c"], info["track_temperature_c"]) == (
+        "rain",
+        21.5,
+        35.0,
+    )
+    samples = feed(3, "TrackStatus", {"Status": "4", "Message": "SCDeployed"})
+    (info,) = of(samples, SESSION)
+    assert info["safety_car_status_name"] == "full" and info["track_status"] == "safety car"
+    assert [(e["code"], e["safety_car_type"], e["event_type"]) for e in of(samples, EVENTS)] == [
+        ("SCAR", 1, 0)
+    ]
+    samples = feed(4, "TrackStatus", {"Status": "2", "Message": "Yellow"})
+    assert of(samples, SESSION)[0]["marshal_zones"] == [{"zone_flag": 3}]
+    assert [(e["code"], e["event_type"]) for e in of(samples, EVENTS)] == [("SCAR", 2)]
+    samples = feed(
+        5,
+        "RaceControlMessages",
+        {
+            "Messages": [
+                {"Category": "Flag", "Flag": "YELLOW", "Message": "YELLOW IN TRACK SECTOR 4"}
+            ]
+        },
+    )
+    assert [(e["code"], e["name"], e["flag"]) for e in of(samples, EVENTS)] == [
+        ("RCMS", "YELLOW IN TRACK SECTOR 4", "YELLOW")
+    ]
+    samples = feed(
+        6,
+        "TimingData",
+        {
+            "Lines": {
+                "1": {
+                    "Stats": {
+                        "1": {"TimeDiffToFastest": "+0.530", "TimeDifftoPositionAhead": "+0.120"}
+                    }
+                }
+            }
+        },
+    )
+    (row,) = of(samples, LAP_DATA)
+    assert row[labels.index("car00.delta_to_race_leader_ms")] == 530
+    assert row[labels.index("car00.delta_to_car_in_front_ms")] == 120

@@ -66,6 +66,16 @@ LAP_FIELDS = (
 )  # fmt: skip
 # TrackStatus codes: 1 clear, 2 yellow, 4 safety car, 5 red, 6 VSC, 7 VSC ending.
 RED = "5"
+TRACK_STATUS = {
+    "1": "clear", "2": "yellow", "4": "safety car", "5": "red", "6": "virtual safety car",
+    "7": "virtual safety car ending",
+}  # fmt: skip
+# TrackStatus -> the game's safety car status name and marshal zone flag (3 yellow, 4 red).
+SAFETY_CAR = {"4": "full", "6": "virtual", "7": "virtual"}
+ZONE_FLAG = {"2": 3, "5": 4}
+# The game's SCAR event: safety_car_type (1 full, 2 virtual), event_type (0 deployed,
+# 1 returning, 2 returned).
+SCAR = {"4": (1, 0), "6": (2, 0), "7": (2, 1)}
 
 
 @dataclass
@@ -143,6 +153,7 @@ class LiveSession:
         self.overflow: set[str] = set()  # racing numbers beyond the 22 slots, left out
         self._layouts = {name: _Layout(name) for name in NUMERIC}
         self._rcm_seen = 0
+        self._track = ""  # TrackStatus as last seen
         self._is_state = False  # the message being handled is a topic's whole state
 
     # ------------------------------------------------------------------ input
@@ -261,12 +272,28 @@ class LiveSession:
         name = str(info.get("Name") or info.get("Type") or "")
         number = SESSION_NUMBERS.get(name, SESSION_NUMBERS.get(str(info.get("Type")), 0))
         laps = self.topics.get("LapCount") or {}
+        track = str((self.topics.get("TrackStatus") or {}).get("Status", ""))
+        weather = self.topics.get("WeatherData") or {}
+        rain = str(weather.get("Rainfall", "")) not in ("", "0", "False")
         return Sample(
             SESSION,
             {
                 "header": self._header(),
                 "session_type": number,
                 "session_name": name,
+                # As the decoder names them, so the dashboard reads both alike.
+                "session_type_name": f"{name} Q{self.part}" if self.part else name,
+                "safety_car_status_name": SAFETY_CAR.get(track, "none"),
+                "marshal_zones": [{"zone_flag": ZONE_FLAG[track]}] if track in ZONE_FLAG else [],
+                "num_marshal_zones": 1 if track in ZONE_FLAG else 0,
+                "track_status": TRACK_STATUS.get(track, track),
+                "weather_name": ("rain" if rain else "dry") if weather else "",
+                "air_temperature_c": _number(weather.get("AirTemp")),
+                "track_temperature_c": _number(weather.get("TrackTemp")),
+                "humidity_percent": _number(weather.get("Humidity")),
+                "pressure_mbar": _number(weather.get("Pressure")),
+                "wind_speed_mps": _number(weather.get("WindSpeed")),
+                "wind_direction_deg": _number(weather.get("WindDirection")),
                 "track_id": -1,
                 "track_name": str(circuit.get("ShortName") or meeting.get("Location") or ""),
                 "meeting_name": str(meeting.get("Name") or ""),
@@ -361,6 +388,14 @@ class LiveSession:
             driver.retired = retired
         if "GapToLeader" in change:
             driver.gap_ms = time_ms(change["GapToLeader"]) or 0
+        # Qualifying gives the gaps of best laps, per part (Stats[part - 1]).
+        stats = change.get("Stats")
+        stats = stats.get(str(self.part - 1)) if isinstance(stats, dict) else None
+        if isinstance(stats, dict):
+            if "TimeDiffToFastest" in stats:
+                driver.gap_ms = time_ms(stats["TimeDiffToFastest"]) or 0
+            if "TimeDifftoPositionAhead" in stats:
+                driver.interval_ms = time_ms(stats["TimeDifftoPositionAhead"]) or 0
         interval = change.get("IntervalToPositionAhead")
         if isinstance(interval, dict) and "Value" in interval:
             driver.interval_ms = time_ms(interval["Value"]) or 0
@@ -523,13 +558,24 @@ class LiveSession:
 
     def _track_status(self, data: Any, time: datetime) -> list[Sample]:
         status = str((self.topics.get("TrackStatus") or {}).get("Status", ""))
+        out = [self._session_sample(time)]
         if status == RED and not self.red_flag:
             self.red_flag = True
-            return [self._event("RDFL", time)]
-        if status and status != RED and self.red_flag:
+            out.append(self._event("RDFL", time))
+        elif status and status != RED and self.red_flag:
             self.red_flag = False
-            return [self._event("LGOT", time)]
-        return []
+            out.append(self._event("LGOT", time))
+        if status != self._track and status in SCAR:
+            kind, event = SCAR[status]
+            out.append(self._event("SCAR", time, safety_car_type=kind, event_type=event))
+        elif self._track in SCAR and status not in SCAR:
+            kind = SCAR[self._track][0]
+            out.append(self._event("SCAR", time, safety_car_type=kind, event_type=2))
+        self._track = status
+        return out
+
+    def _weather(self, data: Any, time: datetime) -> list[Sample]:
+        return [self._session_sample(time)]
 
     def _race_control(self, data: Any, time: datetime) -> list[Sample]:
         messages = (self.topics.get("RaceControlMessages") or {}).get("Messages")
@@ -538,6 +584,18 @@ class LiveSession:
         for message in messages[self._rcm_seen :]:
             if not isinstance(message, dict):
                 continue
+            text = str(message.get("Message", ""))[:300]
+            driver = self.drivers.get(str(message.get("RacingNumber", "")))
+            out.append(
+                self._event(
+                    "RCMS",
+                    time,
+                    name=text,
+                    category=str(message.get("Category", "")),
+                    flag=str(message.get("Flag", "") or ""),
+                    **({"vehicle_idx": driver.slot} if driver else {}),
+                )
+            )
             if str(message.get("Flag", "")).upper() == "CHEQUERED":
                 self.chequered = True
                 out.append(self._event("CHQF", time))
@@ -575,6 +633,7 @@ class LiveSession:
         "Position.z": _position,
         "SessionStatus": _session_status,
         "TrackStatus": _track_status,
+        "WeatherData": _weather,
         "RaceControlMessages": _race_control,
     }
 
@@ -584,6 +643,13 @@ def _int(value: Any, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _float(value: Any) -> float:
