@@ -127,3 +127,10 @@ def test_a_real_session_replayed_gives_fastf1s_laps_and_the_feeds_order(
     assert {n for n, s in statuses.items() if s == "knocked_out"} == facts["knocked_out"]
     assert len(facts["knocked_out"]) == 10
     assert table["part"] == "Q3"  # every shared session is a qualifying (or shootout)
+    # Best per part: out in Q1 (16th-20th) none in Q2/Q3, out in Q2 (11th-15th) none in Q3.
+    parts = [row["best_by_part_ms"] for row in table["rows"]]
+    assert all(len(p) == 3 for p in parts)
+    assert all(p[1] is None and p[2] is None for p in parts[15:])
+    assert all(p[2] is None for p in parts[10:15])
+    assert all(p[0] is not None for p in parts[:15])
+    assert parts[0][2] is not None and parts[0][2] == min(p[2] for p in parts[:10] if p[2])

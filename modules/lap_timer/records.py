@@ -54,6 +54,7 @@ class Lap:
     pit_out: bool
     source: str  # "game" | "manual"
     session_time_s: float | None = None
+    part: int = 0  # the live feed's qualifying part (1..3) it was driven in; 0 none
     id: int | None = None
 
     def sample(self) -> dict[str, Any]:
@@ -71,6 +72,7 @@ class Lap:
             "pit_in": self.pit_in,
             "pit_out": self.pit_out,
             "source": self.source,
+            "part": self.part,
             "id": self.id,
         }
 

@@ -26,12 +26,13 @@ class Row:
     status: str
     points: int | float
     best_sectors_ms: list[int | None]
+    best_by_part_ms: list[int | None]  # qualifying parts Q1..Q3 (live feed); [] otherwise
 
 
 class _Competitor:
     """One car's (or driver's) laps, indexed for the questions the table asks."""
 
-    def __init__(self, car: Car, laps: list[Lap]) -> None:
+    def __init__(self, car: Car, laps: list[Lap], parts: int = 0) -> None:
         self.car = car
         self.by_number = {lap.lap: lap for lap in laps}
         self.laps = (
@@ -41,6 +42,10 @@ class _Competitor:
         self.last = ordered[-1].lap_time_ms if ordered else None
         valid = [lap for lap in laps if lap.valid]
         self.best_lap = min(valid, key=lambda lap: lap.lap_time_ms) if valid else None
+        self.best_by_part = [
+            min((lap.lap_time_ms for lap in valid if lap.part == part), default=None)
+            for part in range(1, parts + 1)
+        ]
         self.best_sectors = [
             min((s for lap in valid if (s := lap.sector_ms[i]) is not None), default=None)
             for i in range(3)
@@ -117,8 +122,9 @@ def compute(session: Session, rules: PointsRules) -> dict[str, Any]:
     by_key: dict[Any, list[Lap]] = {}
     for lap in session.laps:
         by_key.setdefault(session.key_of(lap), []).append(lap)
+    parts = max((lap.part for lap in session.laps), default=0)
     competitors = {
-        key: _Competitor(car, by_key.get(key, []))
+        key: _Competitor(car, by_key.get(key, []), parts)
         for key, car in session.cars.items()
         if car.status != "inactive" or key in by_key
     }
@@ -180,6 +186,7 @@ def compute(session: Session, rules: PointsRules) -> dict[str, Any]:
                 status=c.car.status,
                 points=points.get(key, 0),
                 best_sectors_ms=c.best_sectors,
+                best_by_part_ms=c.best_by_part,
             )
         )
     return {

@@ -125,7 +125,7 @@ class LapTimer:
             self.store.save_car(session.uid, index, car)
         return car
 
-    def _add_game_lap(self, session: Session, event: LapCompleted) -> None:
+    def _add_game_lap(self, session: Session, event: LapCompleted, part: int = 0) -> None:
         car = self._car(session, event.car_index)
         # A lap completed again after a flashback replaces whatever stood under its number.
         self._retract(
@@ -147,6 +147,7 @@ class LapTimer:
                 pit_out=event.pit_out,
                 source="game",
                 session_time_s=event.session_time_s,
+                part=part,
             ),
         )
 
@@ -169,7 +170,7 @@ class LapTimer:
         )
         if event.lap_time_ms <= 0 or event.lap <= 0:
             raise ValueError(f"FLAP needs a lap number and a time, not {packet!r:.200}")
-        self._add_game_lap(session, event)
+        self._add_game_lap(session, event, part=int(packet.get("part") or 0))
 
     def _delete_feed_lap(self, session: Session, index: int, number: int) -> None:
         """Race control deleted a lap: it stays, marked invalid (it no longer counts as best)."""
