@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--linger-s", type=float, default=1.0, help="keep the streams open S s after the end"
     )
+    for command in (save, rep):
+        command.add_argument(
+            "--delay", type=float, default=0.0, help="broadcast delay: publish everything S s late"
+        )
     return parser
 
 
@@ -118,10 +123,15 @@ def save(args: argparse.Namespace, logger: logging.Logger) -> int:
         rollover_s=args.rollover_min * 60.0,
         idle_timeout_s=args.timeout,
     )
-    publisher = Publisher() if args.publish else None
+    publisher = Publisher(delay_s=args.delay) if args.publish else None
     saver = Saver(writer, options, logger, publisher, args.wait_s)
     _stop_on_signals(saver.stop)
-    print(saver.summary(saver.run()))
+    summary = saver.summary(saver.run())
+    if publisher is not None:
+        while publisher.held():
+            time.sleep(0.05)  # what the delay still holds goes out before the streams close
+        publisher.close()
+    print(summary)
     return 0
 
 
@@ -133,12 +143,15 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
     if not args.flat_out and args.speed <= 0:
         print("raceplane livetiming: --speed must be > 0", file=sys.stderr)
         return 2
-    publisher = Publisher()
+    publisher = Publisher(delay_s=args.delay)
     stop = threading.Event()
     _stop_on_signals(stop.set)
     wait_for_readers(publisher, args.wait_s, logger, stop)
     report = replay(args.files, publisher.publish, logger, args.speed, args.flat_out, stop)
+    while publisher.held() and not stop.is_set():
+        stop.wait(0.05)  # what the delay still holds goes out before the streams close
     stop.wait(args.linger_s)
+    publisher.close()
     for file in report.files:
         line = f"{file.path}: {file.kept} of {file.lines} lines replayed"
         if file.overlapping:

@@ -61,7 +61,20 @@ class LiveTiming:
         self._error = ""
 
     def commands(self) -> dict[str, Any]:
-        return {"SAVE": self.save, "REPLAY": self.replay, "STOP": self.stop, "STATUS": self.status}
+        return {
+            "SAVE": self.save,
+            "REPLAY": self.replay,
+            "STOP": self.stop,
+            "STATUS": self.status,
+            "SET_DELAY": self.set_delay,
+        }
+
+    def set_delay(self, seconds: Any = None) -> dict[str, Any]:
+        """The broadcast delay: hold everything published by `seconds` (0..600), at once and
+        for what is held now too."""
+        delay = self.publisher.set_delay(seconds)
+        self.logger.info("live timing: broadcast delay %g s", delay)
+        return {"delay_s": delay}
 
     # ------------------------------------------------------------------ commands
 
@@ -155,6 +168,8 @@ class LiveTiming:
                 "error": self._error or None,
                 "url": self.options.url,
                 "published": self.publisher.status(),
+                "delay_s": self.publisher.delay_s,
+                "held": self.publisher.held(),
                 "save": self._saver.status() if self._saver is not None else None,
                 "replay": _replay_status(self._replay, self._replay_settings),
             }
@@ -169,6 +184,7 @@ class LiveTiming:
                 saver.stop()
         if thread is not None:
             thread.join()
+        self.publisher.close()
 
     # ------------------------------------------------------------------ jobs
 
