@@ -620,6 +620,11 @@ class LiveSession:
             return []  # not a lap the feed timed (a deleted out-lap's clock time, say)
         return [self._event("LDEL", time, vehicle_idx=driver.slot, lap=laps[-1].lap)]
 
+    def feed_event(self, text: str, time: datetime) -> Sample:
+        """A FEED event: how the feed itself is doing (a topic gone quiet, the token), for the
+        dashboard's event list."""
+        return self._event("FEED", time, name=text)
+
     def _event(self, code: str, time: datetime, **details: Any) -> Sample:
         return Sample(EVENTS, {"header": self._header(), "code": code, **details}, time)
 
