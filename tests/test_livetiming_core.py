@@ -16,6 +16,7 @@ from modules.livetiming.savefile import Message, SaveWriter, merge_files, parse_
 from modules.livetiming.state import (
     CAR_STATUS,
     CAR_TELEMETRY,
+    CLASSIFICATION,
     EVENTS,
     LAP_DATA,
     LIVETIMING,
@@ -420,3 +421,42 @@ def test_track_status_weather_race_control_and_qualifying_gaps_reach_the_streams
     (row,) = of(samples, LAP_DATA)
     assert row[labels.index("car00.delta_to_race_leader_ms")] == 530
     assert row[labels.index("car00.delta_to_car_in_front_ms")] == 120
+
+
+def test_statuses_follow_the_feed_and_the_classification_comes_when_the_session_is_final():
+    t0 = datetime(2024, 3, 2, 15, tzinfo=UTC)
+    session = LiveSession()
+    labels = [c.label for c in STREAMS[LAP_DATA].channels]
+
+    def feed(seconds, topic, data):
+        return session.feed(Message(topic, data, t0 + timedelta(seconds=seconds), ""))
+
+    def status(samples, car):
+        (row,) = [s.value for s in samples if s.stream == LAP_DATA]
+        return row[labels.index(f"car{car:02d}.result_status")]
+
+    feed(
+        0, "DriverList", {n: {"Line": i, "FullName": n} for i, n in enumerate(["1", "2", "3", "4"])}
+    )
+    lines = {"1": {"Line": 1, "NumberOfLaps": 5}, "2": {"Line": 2, "NumberOfLaps": 5}}
+    lines |= {"3": {"Line": 3, "NumberOfLaps": 2}, "4": {"Line": 4}}
+    feed(1, "TimingData", {"Lines": lines})
+    assert status(feed(2, "TimingData", {"Lines": {"2": {"KnockedOut": True}}}), 1) == 8
+    assert status(feed(3, "TimingData", {"Lines": {"3": {"Stopped": True}}}), 2) == 9
+    samples = feed(4, "TimingData", {"Lines": {"3": {"Stopped": False, "Retired": True}}})
+    assert status(samples, 2) == 7
+    assert [s.value["code"] for s in samples if s.stream == EVENTS] == ["RTMT"]
+    # Finished (a part, or the race) is not final; Finalised is.
+    assert not [
+        s for s in feed(5, "SessionStatus", {"Status": "Finished"}) if s.stream == CLASSIFICATION
+    ]
+    (final,) = [
+        s.value
+        for s in feed(6, "SessionStatus", {"Status": "Finalised"})
+        if s.stream == CLASSIFICATION
+    ]
+    got = [(e["position"], e["result_status"]) for e in final["classification_data"][:4]]
+    assert got == [(1, 3), (2, 8), (3, 7), (4, 10)]  # car 4 never counted a lap: did not start
+    assert not [
+        s for s in feed(7, "SessionStatus", {"Status": "Ends"}) if s.stream == CLASSIFICATION
+    ]

@@ -65,6 +65,7 @@ RESULT_NAMES = {
     # Beyond the game's: what the live timing feed says of a car.
     8: "knocked_out",
     9: "stopped",
+    10: "dns",
 }
 
 

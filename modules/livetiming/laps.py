@@ -91,6 +91,11 @@ class FeedLaps:
         car = self.cars.get(number)
         return list(car.current.sectors) if car else [None, None, None]
 
+    def counted(self, number: str) -> bool:
+        """The feed has counted a lap (or a garage exit) of this car."""
+        car = self.cars.get(number)
+        return car is not None and car.count is not None and car.count > 0
+
     def laps_done(self, number: str) -> int:
         return self.lap_in_progress(number) - 1
 

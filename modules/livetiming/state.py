@@ -47,8 +47,9 @@ SESSION_NUMBERS = {
 # Tyre compound names -> the game's visual compound (16 soft, 17 medium, 18 hard, 7 inter, 8 wet).
 COMPOUNDS = {"SOFT": 16, "MEDIUM": 17, "HARD": 18, "INTERMEDIATE": 7, "WET": 8}
 # result_status of the game's LapData: 2 active, 3 finished, 7 retired; beyond the game's,
-# from the feed: 8 knocked out (qualifying), 9 stopped (on track, not retired).
-ACTIVE, FINISHED, RETIRED, KNOCKED_OUT, STOPPED = 2, 3, 7, 8, 9
+# from the feed: 8 knocked out (qualifying), 9 stopped (on track, not retired), 10 did not
+# start (in the final classification: a car the feed never counted a lap for).
+ACTIVE, FINISHED, RETIRED, KNOCKED_OUT, STOPPED, DNS = 2, 3, 7, 8, 9, 10
 # SessionStatus values after which the session's results stand.
 FINAL_STATUSES = ("Finalised", "Ends")
 # "CAR 14 (ALO) TIME 1:58.103 DELETED - ..." / "CAR 81 (PIA) LAP DELETED - ... LAP 17 16:59:12"
@@ -121,6 +122,7 @@ class _Driver:
     slot: int
     position: int = 0
     in_pit: bool = False
+    pit_out: bool = False  # just left the pit lane (the feed's PitOut)
     pit_stops: int = 0
     retired: bool = False
     stopped: bool = False
@@ -379,6 +381,8 @@ class LiveSession:
             driver.position = _int(position, driver.position)
         if "InPit" in change:
             driver.in_pit = bool(change["InPit"])
+        if "PitOut" in change:
+            driver.pit_out = bool(change["PitOut"])
         if "NumberOfPitStops" in change:
             driver.pit_stops = _int(change["NumberOfPitStops"], driver.pit_stops)
         if "Retired" in change:
@@ -443,7 +447,8 @@ class LiveSession:
             values["result_status"][i] = self._status(d)
             values["delta_to_car_in_front_ms"][i] = d.interval_ms
             values["delta_to_race_leader_ms"][i] = d.gap_ms
-            values["driver_status"][i] = 0 if d.in_pit else 1
+            # The game's driver_status: 0 in the garage (pit lane), 3 out-lap, 4 on track.
+            values["driver_status"][i] = 0 if d.in_pit else 3 if d.pit_out else 4
         return self._row(LAP_DATA, values)
 
     def _timing_app_data(self, data: Any, time: datetime) -> list[Sample]:
@@ -540,9 +545,12 @@ class LiveSession:
             for _ in range(CARS)
         ]
         for number, d in self.drivers.items():
+            status = self._status(d)
+            if status == ACTIVE:
+                status = FINISHED if self.laps.counted(number) else DNS
             entries[d.slot] = {
                 "position": d.position,
-                "result_status": FINISHED if self._status(d) == ACTIVE else self._status(d),
+                "result_status": status,
                 "num_pit_stops": d.pit_stops,
                 "num_laps": self.laps.laps_done(number),
             }

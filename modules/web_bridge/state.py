@@ -52,8 +52,8 @@ JSON_STREAMS = frozenset(
 )
 TYRES = {16: "soft", 17: "medium", 18: "hard", 7: "inter", 8: "wet"}
 # result_status: 0 invalid, 1 inactive: an empty slot or a car not in the session.
-# 8 knocked out (qualifying) and 9 stopped: the live timing feed's, beyond the game's.
-ACTIVE_RESULT = {2, 3, 4, 5, 6, 7, 8, 9}
+# 8 knocked out (qualifying), 9 stopped, 10 did not start: the live feed's, beyond the game's.
+ACTIVE_RESULT = {2, 3, 4, 5, 6, 7, 8, 9, 10}
 FINISHED = 3
 RUNNING = {2, 3}  # on track: active or finished (a retired car leaves the map)
 OUTLINE_STEP_M = 8.0
@@ -67,6 +67,7 @@ RESULT_NAMES = {
     7: "retired",
     8: "knocked out",
     9: "stopped",
+    10: "did not start",
 }
 # Too frequent or too minor for a feed read at a glance.
 # FLAP: a lap timed by the live feed (it shows as a lap).
