@@ -7,6 +7,12 @@
    CPU time (the bench machine is shared; wall time there says more about the neighbours).
 3. Replay: the same session turned into Raceplane's stream samples flat out (no peer: FastF1
    does not replay onto streams).
+4. Real sessions: each shared file (../shared/data/livetiming) replayed into a lap timer in
+   this process (LiveSession -> the lap timer's Inputs -> LapTimer with its SQLite store, no
+   LSL), beside FastF1's own parse of the file (LiveTimingData + timing_data); CPU time, and
+   how many of FastF1's timed laps ours equal. Then as it runs: the livetiming module
+   replaying the file flat out into a lap timer process over LSL, wall time from REPLAY until
+   the lap timer has applied everything (every lap and the final classification).
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psutil
 
 from bench.peers import print_table
-from dareplane_utils.testing import free_port, wait_until
+from dareplane_utils.testing import free_port, isolate_lsl, wait_until
 from modules.livetiming.replay import replay
 from modules.livetiming.savefile import SaveWriter, merge_files
+from tests.fastf1_judge import SESSIONS, fastf1_laps, judge, shared_file
 from tests.livetiming_server import HubConnection, LiveTimingServer, hold, synthetic_race
 
 FEED_MESSAGES = 20_000
@@ -113,8 +120,120 @@ def big_session(directory: Path) -> tuple[Path, int]:
     return path, len(race.feed)
 
 
+def lap_timer_laps(path: Path, directory: Path) -> dict:
+    """The laps a lap timer takes from a replay of `path`, by (racing number, lap number)."""
+    import numpy as np
+
+    from modules.lap_timer.inputs import NUMERIC, Inputs, needed_channels
+    from modules.lap_timer.store import Store
+    from modules.lap_timer.timer import LapTimer
+    from modules.livetiming.state import LiveSession
+    from modules.stream_catalogue import STREAMS
+
+    store = Store(directory / f"{path.stem}.sqlite3")
+    timer = LapTimer(store)
+    inputs = Inputs(timer)
+    columns = {}
+    for name in NUMERIC:
+        labels = [c.label for c in STREAMS[name].channels]
+        wanted = needed_channels(name, labels)
+        inputs.set_channels(name, [labels[i] for i in wanted])
+        columns[name] = np.array(wanted)
+    session = LiveSession()
+    for message in merge_files([path]):
+        for sample in session.feed(message):
+            if sample.stream in NUMERIC:
+                inputs.handle(sample.stream, sample.value[columns[sample.stream]])
+            elif sample.stream in inputs._handlers:
+                inputs.handle(sample.stream, sample.value)
+    timer.flush()
+    number_of = {d.slot: number for number, d in session.drivers.items()}
+    laps = {
+        (number_of[lap.car_index], lap.lap): (lap.lap_time_ms, *lap.sector_ms)
+        for lap in timer.sessions[timer.current].laps
+    }
+    store.close()
+    return laps
+
+
+def through_processes(path: Path, directory: Path, laps: int) -> float:
+    """Seconds from REPLAY to the lap timer holding every lap and the final standings."""
+    from dareplane_utils.client.module_client import ModuleClient, ModuleError
+
+    def start(module: str, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args, "--log-port", str(free_port())],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=open(directory / f"{module}.log", "a"),
+            stderr=subprocess.STDOUT,
+        )
+
+    timer_port, live_port = free_port(), free_port()
+    db = directory / f"{path.stem}-process.sqlite3"
+    processes = [
+        start("modules.lap_timer", "--port", str(timer_port), "--db", str(db)),
+        start("modules.livetiming", "--port", str(live_port), "--wait-s", "30"),
+    ]
+    try:
+        timer = ModuleClient("127.0.0.1", timer_port, timeout=30).connect(retries=300)
+        live = ModuleClient("127.0.0.1", live_port, timeout=30).connect(retries=300)
+        live.request("REPLAY", {"paths": [str(path)], "flat_out": True})
+
+        def applied() -> bool:
+            try:
+                table = timer.request("GET_STANDINGS")
+                return table["final"] and len(timer.request("GET_LAPS")) >= laps
+            except ModuleError:
+                return False
+
+        # The replay first waits for the lap timer's readers: the clock starts at the first
+        # message published.
+        wait_until(lambda: live.request("STATUS")["replay"]["messages"] > 0, timeout=60)
+        started = time.perf_counter()
+        wait_until(applied, timeout=600, interval=0.02)
+        took = time.perf_counter() - started
+        for client in (timer, live):
+            client.send("CLOSE")
+    finally:
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return took
+
+
+def real_sessions(directory: Path) -> None:
+    rows = []
+    for name in SESSIONS:
+        path = shared_file(name, directory)
+        ours_s = theirs_s = float("inf")
+        for _ in range(ROUNDS):
+            t0 = time.process_time()
+            ours = lap_timer_laps(path, directory)
+            ours_s = min(ours_s, time.process_time() - t0)
+            t0 = time.process_time()
+            theirs = fastf1_laps(path)
+            theirs_s = min(theirs_s, time.process_time() - t0)
+            (directory / f"{path.stem}.sqlite3").unlink()
+        verdict = judge(ours, theirs)
+        wall = through_processes(path, directory, len(ours))
+        rows.append([name, "raceplane -> lap timer", len(ours), verdict.equal, ours_s, wall])
+        rows.append(["", "fastf1 timing_data", len(theirs), len(theirs), theirs_s, "n/a"])
+    print_table(
+        f"real sessions: laps from the file (best of {ROUNDS}; CPU time, lower is better; "
+        "processes: livetiming REPLAY flat out -> lap timer over LSL, first message to all "
+        "applied)",
+        ["session", "reader", "timed laps", "equal to FastF1's", "CPU s", "processes s"],
+        rows,
+    )
+
+
 def main() -> int:
     logging.disable(logging.WARNING)
+    isolate_lsl("raceplane-bench-livetiming")
+    with tempfile.TemporaryDirectory() as tmp:
+        real_sessions(Path(tmp))
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         path, messages = big_session(directory)

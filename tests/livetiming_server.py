@@ -173,7 +173,8 @@ class LiveTimingServer:
     """Serves `scenarios[i]` to the i-th hub connection (the last one for any later ones).
 
     `negotiate_failures` negotiations fail with HTTP 500 first; `handshake_errors` handshakes
-    are refused with a SignalR error.
+    are refused with a SignalR error; a negotiation with the access token `refused_token` gets
+    HTTP 401 (as the feed answers an expired one).
     """
 
     def __init__(
@@ -181,8 +182,10 @@ class LiveTimingServer:
         scenarios: list[Scenario],
         negotiate_failures: int = 0,
         handshake_errors: int = 0,
+        refused_token: str | None = None,
     ) -> None:
         self.scenarios = scenarios
+        self.refused_token = refused_token
         self.negotiate_failures = negotiate_failures
         self.handshake_errors = handshake_errors
         self.negotiations: list[Negotiation] = []
@@ -246,7 +249,12 @@ class LiveTimingServer:
             failed = sum(1 for n in self.negotiations if n.method == "POST") <= (
                 self.negotiate_failures
             )
-            if failed:
+            refused = self.refused_token is not None and headers.get("authorization") == (
+                f"Bearer {self.refused_token}"
+            )
+            if refused:
+                status, body = "401 Unauthorized", b"token expired"
+            elif failed:
                 status, body = "500 Internal Server Error", b"try later"
             else:
                 token = uuid.uuid4().hex

@@ -16,6 +16,8 @@ from modules.livetiming.savefile import Message, SaveWriter, merge_files, parse_
 from modules.livetiming.state import (
     CAR_STATUS,
     CAR_TELEMETRY,
+    CLASSIFICATION,
+    EVENTS,
     LAP_DATA,
     LIVETIMING,
     MOTION,
@@ -283,7 +285,7 @@ def test_a_session_gives_the_lap_timer_its_laps_and_standings(tmp_path):
     assert all(row["laps"] == 3 and row["status"] == "finished" for row in table["rows"])
 
 
-def test_a_lap_without_a_time_still_counts_and_a_late_time_is_waited_for():
+def test_laps_go_out_timed_by_the_feed_and_lap_data_never_carries_a_lap_time():
     t0 = datetime(2024, 3, 2, 15, tzinfo=UTC)
     session = LiveSession()
     labels = [c.label for c in STREAMS[LAP_DATA].channels]
@@ -291,17 +293,26 @@ def test_a_lap_without_a_time_still_counts_and_a_late_time_is_waited_for():
     def feed(seconds, data):
         samples = session.feed(Message("TimingData", data, t0 + timedelta(seconds=seconds), ""))
         row = next(s.value for s in samples if s.stream == LAP_DATA)
-        return {k: row[labels.index(f"car00.{k}")] for k in ("current_lap_num", "last_lap_time_ms")}
+        laps = [s.value for s in samples if s.stream == EVENTS and s.value["code"] == "FLAP"]
+        lap = {k: row[labels.index(f"car00.{k}")] for k in ("current_lap_num", "last_lap_time_ms")}
+        return lap, laps
 
-    assert feed(0, {"Lines": {"1": {"NumberOfLaps": 0}}})["current_lap_num"] == 1
-    # Lap 1 of a race has no time: the lap still ends when lap 2's first sector arrives.
-    assert feed(90, {"Lines": {"1": {"NumberOfLaps": 1}}})["current_lap_num"] == 1
-    row = feed(120, {"Lines": {"1": {"Sectors": {"0": {"Value": "28.5"}}}}})
-    assert row == {"current_lap_num": 2, "last_lap_time_ms": 0}
-    # Lap 2: the count comes first, its time a message later.
-    assert feed(180, {"Lines": {"1": {"NumberOfLaps": 2}}})["current_lap_num"] == 2
-    row = feed(181, {"Lines": {"1": {"LastLapTime": {"Value": "1:31.002"}}}})
-    assert row == {"current_lap_num": 3, "last_lap_time_ms": 91002}
+    assert feed(0, {"Lines": {"1": {"NumberOfLaps": 0}}})[0]["current_lap_num"] == 1
+    # Lap 1 of a race has no time in the feed: it ends untimed.
+    assert feed(90, {"Lines": {"1": {"NumberOfLaps": 1}}}) == (
+        {"current_lap_num": 2, "last_lap_time_ms": 0},
+        [],
+    )
+    feed(120, {"Lines": {"1": {"Sectors": {"0": {"Value": "28.5"}}}}})
+    feed(150, {"Lines": {"1": {"Sectors": {"1": {"Value": "31.5"}}}}})
+    # Lap 2: the count comes first, its time and sector 3 a message later each.
+    assert feed(180, {"Lines": {"1": {"NumberOfLaps": 2}}})[1] == []
+    assert feed(181, {"Lines": {"1": {"LastLapTime": {"Value": "1:31.002"}}}})[1] == []
+    row, laps = feed(182, {"Lines": {"1": {"Sectors": {"2": {"Value": "31.002"}}}}})
+    assert row == {"current_lap_num": 3, "last_lap_time_ms": 0}
+    assert [(e["vehicle_idx"], e["lap"], e["lap_time_ms"], e["sector_ms"]) for e in laps] == [
+        (0, 2, 91002, [28500, 31500, 31002])
+    ]
 
 
 def test_garbage_topic_data_is_refused_with_its_topic():
@@ -349,3 +360,103 @@ def test_the_session_identity_is_taken_first_from_a_subscribe_reply(tmp_path):
     }
     assert uids == {str(1229 << 32 | 9472)}
     assert session.session_uid() == 1229 << 32 | 9472
+
+
+def test_track_status_weather_race_control_and_qualifying_gaps_reach_the_streams():
+    t0 = datetime(2024, 3, 2, 15, tzinfo=UTC)
+    session = LiveSession()
+    labels = [c.label for c in STREAMS[LAP_DATA].channels]
+
+    def feed(seconds, topic, data):
+        return session.feed(Message(topic, data, t0 + timedelta(seconds=seconds), ""))
+
+    def of(samples, stream):
+        return [s.value for s in samples if s.stream == stream]
+
+    feed(0, "SessionInfo", {"Meeting": {"Key": 1}, "Key": 2, "Name": "Qualifying"})
+    feed(1, "TimingData", {"SessionPart": 2, "Lines": {"1": {"Line": 1}}})
+    (info,) = of(
+        feed(2, "WeatherData", {"AirTemp": "21.5", "TrackTemp": "35.0", "Rainfall": "1"}), SESSION
+    )
+    assert info["session_type_name"] == "Qualifying Q2" and info["session_part"] == 2
+    assert (info["weather_name"], info["air_temperature_c"], info["track_temperature_c"]) == (
+        "rain",
+        21.5,
+        35.0,
+    )
+    samples = feed(3, "TrackStatus", {"Status": "4", "Message": "SCDeployed"})
+    (info,) = of(samples, SESSION)
+    assert info["safety_car_status_name"] == "full" and info["track_status"] == "safety car"
+    assert [(e["code"], e["safety_car_type"], e["event_type"]) for e in of(samples, EVENTS)] == [
+        ("SCAR", 1, 0)
+    ]
+    samples = feed(4, "TrackStatus", {"Status": "2", "Message": "Yellow"})
+    assert of(samples, SESSION)[0]["marshal_zones"] == [{"zone_flag": 3}]
+    assert [(e["code"], e["event_type"]) for e in of(samples, EVENTS)] == [("SCAR", 2)]
+    samples = feed(
+        5,
+        "RaceControlMessages",
+        {
+            "Messages": [
+                {"Category": "Flag", "Flag": "YELLOW", "Message": "YELLOW IN TRACK SECTOR 4"}
+            ]
+        },
+    )
+    assert [(e["code"], e["name"], e["flag"]) for e in of(samples, EVENTS)] == [
+        ("RCMS", "YELLOW IN TRACK SECTOR 4", "YELLOW")
+    ]
+    samples = feed(
+        6,
+        "TimingData",
+        {
+            "Lines": {
+                "1": {
+                    "Stats": {
+                        "1": {"TimeDiffToFastest": "+0.530", "TimeDifftoPositionAhead": "+0.120"}
+                    }
+                }
+            }
+        },
+    )
+    (row,) = of(samples, LAP_DATA)
+    assert row[labels.index("car00.delta_to_race_leader_ms")] == 530
+    assert row[labels.index("car00.delta_to_car_in_front_ms")] == 120
+
+
+def test_statuses_follow_the_feed_and_the_classification_comes_when_the_session_is_final():
+    t0 = datetime(2024, 3, 2, 15, tzinfo=UTC)
+    session = LiveSession()
+    labels = [c.label for c in STREAMS[LAP_DATA].channels]
+
+    def feed(seconds, topic, data):
+        return session.feed(Message(topic, data, t0 + timedelta(seconds=seconds), ""))
+
+    def status(samples, car):
+        (row,) = [s.value for s in samples if s.stream == LAP_DATA]
+        return row[labels.index(f"car{car:02d}.result_status")]
+
+    feed(
+        0, "DriverList", {n: {"Line": i, "FullName": n} for i, n in enumerate(["1", "2", "3", "4"])}
+    )
+    lines = {"1": {"Line": 1, "NumberOfLaps": 5}, "2": {"Line": 2, "NumberOfLaps": 5}}
+    lines |= {"3": {"Line": 3, "NumberOfLaps": 2}, "4": {"Line": 4}}
+    feed(1, "TimingData", {"Lines": lines})
+    assert status(feed(2, "TimingData", {"Lines": {"2": {"KnockedOut": True}}}), 1) == 8
+    assert status(feed(3, "TimingData", {"Lines": {"3": {"Stopped": True}}}), 2) == 9
+    samples = feed(4, "TimingData", {"Lines": {"3": {"Stopped": False, "Retired": True}}})
+    assert status(samples, 2) == 7
+    assert [s.value["code"] for s in samples if s.stream == EVENTS] == ["RTMT"]
+    # Finished (a part, or the race) is not final; Finalised is.
+    assert not [
+        s for s in feed(5, "SessionStatus", {"Status": "Finished"}) if s.stream == CLASSIFICATION
+    ]
+    (final,) = [
+        s.value
+        for s in feed(6, "SessionStatus", {"Status": "Finalised"})
+        if s.stream == CLASSIFICATION
+    ]
+    got = [(e["position"], e["result_status"]) for e in final["classification_data"][:4]]
+    assert got == [(1, 3), (2, 8), (3, 7), (4, 10)]  # car 4 never counted a lap: did not start
+    assert not [
+        s for s in feed(7, "SessionStatus", {"Status": "Ends"}) if s.stream == CLASSIFICATION
+    ]

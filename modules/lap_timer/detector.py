@@ -66,6 +66,10 @@ RESULT_NAMES = {
     5: "dsq",
     6: "nc",
     7: "dnf",
+    # Beyond the game's: what the live timing feed says of a car.
+    8: "knocked_out",
+    9: "stopped",
+    10: "dns",
 }
 
 

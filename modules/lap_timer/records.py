@@ -54,6 +54,7 @@ class Lap:
     pit_out: bool
     source: str  # "game" | "manual"
     session_time_s: float | None = None
+    part: int = 0  # the live feed's qualifying part (1..3) it was driven in; 0 none
     id: int | None = None
 
     def sample(self) -> dict[str, Any]:
@@ -71,6 +72,7 @@ class Lap:
             "pit_in": self.pit_in,
             "pit_out": self.pit_out,
             "source": self.source,
+            "part": self.part,
             "id": self.id,
         }
 
@@ -104,6 +106,7 @@ class Session:
     # The game's FinalClassification order (car indexes), once it has been received.
     final_order: list[int] = field(default_factory=list)
     red_flag: bool = False
+    part: int = 0  # the live feed's SessionPart: qualifying 1..3 (Q1..Q3); 0 none
     version: int = 0  # bumped on every change to `laps`
     _index: dict[Any, dict[int, Lap]] = field(default_factory=dict, repr=False, compare=False)
     _indexed: int = -1

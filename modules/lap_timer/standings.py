@@ -26,12 +26,13 @@ class Row:
     status: str
     points: int | float
     best_sectors_ms: list[int | None]
+    best_by_part_ms: list[int | None]  # qualifying parts Q1..Q3 (live feed); [] otherwise
 
 
 class _Competitor:
     """One car's (or driver's) laps, indexed for the questions the table asks."""
 
-    def __init__(self, car: Car, laps: list[Lap]) -> None:
+    def __init__(self, car: Car, laps: list[Lap], parts: int = 0) -> None:
         self.car = car
         self.by_number = {lap.lap: lap for lap in laps}
         self.laps = (
@@ -41,6 +42,10 @@ class _Competitor:
         self.last = ordered[-1].lap_time_ms if ordered else None
         valid = [lap for lap in laps if lap.valid]
         self.best_lap = min(valid, key=lambda lap: lap.lap_time_ms) if valid else None
+        self.best_by_part = [
+            min((lap.lap_time_ms for lap in valid if lap.part == part), default=None)
+            for part in range(1, parts + 1)
+        ]
         self.best_sectors = [
             min((s for lap in valid if (s := lap.sector_ms[i]) is not None), default=None)
             for i in range(3)
@@ -117,13 +122,19 @@ def compute(session: Session, rules: PointsRules) -> dict[str, Any]:
     by_key: dict[Any, list[Lap]] = {}
     for lap in session.laps:
         by_key.setdefault(session.key_of(lap), []).append(lap)
+    parts = max((lap.part for lap in session.laps), default=0)
     competitors = {
-        key: _Competitor(car, by_key.get(key, []))
+        key: _Competitor(car, by_key.get(key, []), parts)
         for key, car in session.cars.items()
         if car.status != "inactive" or key in by_key
     }
     is_race = session.ranking == "race"
-    order = _race_order(session, competitors) if is_race else _best_lap_order(competitors)
+    if session.final_order and not is_race:
+        # The classification given (the live feed's final positions) stands as it is.
+        listed = [key for key in session.final_order if key in competitors]
+        order = listed + [key for key in _best_lap_order(competitors) if key not in listed]
+    else:
+        order = _race_order(session, competitors) if is_race else _best_lap_order(competitors)
 
     fastest = min(
         (c.best_lap for c in competitors.values() if c.best_lap),
@@ -175,6 +186,7 @@ def compute(session: Session, rules: PointsRules) -> dict[str, Any]:
                 status=c.car.status,
                 points=points.get(key, 0),
                 best_sectors_ms=c.best_sectors,
+                best_by_part_ms=c.best_by_part,
             )
         )
     return {
@@ -182,6 +194,8 @@ def compute(session: Session, rules: PointsRules) -> dict[str, Any]:
         "session_type": session.session_type,
         "track": session.track,
         "final": bool(session.final_order),
+        # Qualifying parts as the live feed runs them ("Q2"); "" outside them.
+        "part": f"Q{session.part}" if session.part else "",
         "red_flag": session.red_flag,
         "fastest_lap": None
         if fastest is None

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS laps (
     lap_time_ms INTEGER NOT NULL CHECK (lap_time_ms > 0),
     s1 INTEGER, s2 INTEGER, s3 INTEGER, valid INTEGER NOT NULL, tyre TEXT NOT NULL,
     pit_in INTEGER NOT NULL, pit_out INTEGER NOT NULL, source TEXT NOT NULL,
-    session_time_s REAL, removed TEXT
+    session_time_s REAL, removed TEXT, part INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS laps_by_session ON laps (session_uid, removed);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,6 +55,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        # A database from before qualifying parts were kept: its laps are of no part (0).
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(laps)")}
+        if "part" not in columns:
+            self._db.execute("ALTER TABLE laps ADD COLUMN part INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -104,8 +108,8 @@ class Store:
         s1, s2, s3 = lap.sector_ms
         cursor = self._run(
             "INSERT INTO laps (session_uid, car_index, driver, team, lap, lap_time_ms, s1, s2, s3,"
-            " valid, tyre, pit_in, pit_out, source, session_time_s) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " valid, tyre, pit_in, pit_out, source, session_time_s, part) VALUES "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 lap.session_uid,
                 lap.car_index,
@@ -122,6 +126,7 @@ class Store:
                 int(lap.pit_out),
                 lap.source,
                 lap.session_time_s,
+                lap.part,
             ),
         )
         return int(cursor.lastrowid)
@@ -176,11 +181,11 @@ class Store:
             )
         for row in self._run(
             "SELECT id, session_uid, car_index, driver, team, lap, lap_time_ms, s1, s2, s3, valid,"
-            " tyre, pit_in, pit_out, source, session_time_s FROM laps WHERE removed IS NULL"
+            " tyre, pit_in, pit_out, source, session_time_s, part FROM laps WHERE removed IS NULL"
             " ORDER BY id"
         ).fetchall():
             (lap_id, uid, index, driver, team, number, time, s1, s2, s3, valid, tyre, pin, pout,
-             source, clock) = row  # fmt: skip
+             source, clock, part) = row  # fmt: skip
             session = sessions.get(uid)
             if session is None:
                 continue
@@ -199,6 +204,7 @@ class Store:
                     pit_out=bool(pout),
                     source=source,
                     session_time_s=clock,
+                    part=part,
                     id=lap_id,
                 )
             )

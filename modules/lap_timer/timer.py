@@ -56,6 +56,9 @@ class LapTimer:
         self._detectors: dict[str, LapDetector] = {}
         self._tyres: dict[str, list[int | None]] = {}
         self._dirty: set[str] = set()
+        # Sessions of the live timing feed (packet_format 0): their laps come timed (FLAP
+        # events), so LapData only moves positions and statuses, never makes a lap.
+        self._feed_timed: set[str] = set()
         self.track = store.meta("track") or ""
         self.current = store.meta("current") or ""
         self.manual = store.meta("manual") or ""
@@ -84,8 +87,10 @@ class LapTimer:
     def on_lap_data(self, frame: LapFrame) -> None:
         with self._lock:
             session = self._game_session(frame.session_uid)
-            detector = self._detectors.setdefault(session.uid, LapDetector())
-            events = detector.feed(frame, self._tyres.get(session.uid), session.red_flag)
+            events: list = []
+            if session.uid not in self._feed_timed:
+                detector = self._detectors.setdefault(session.uid, LapDetector())
+                events = detector.feed(frame, self._tyres.get(session.uid), session.red_flag)
             self._report_state(session.uid).on_frame(frame)
             for event in events:
                 if isinstance(event, LapsRetracted):
@@ -126,7 +131,7 @@ class LapTimer:
             self.store.save_car(session.uid, index, car)
         return car
 
-    def _add_game_lap(self, session: Session, event: LapCompleted) -> None:
+    def _add_game_lap(self, session: Session, event: LapCompleted, part: int = 0) -> None:
         car = self._car(session, event.car_index)
         # A lap completed again after a flashback replaces whatever stood under its number.
         self._retract(
@@ -148,8 +153,39 @@ class LapTimer:
                 pit_out=event.pit_out,
                 source="game",
                 session_time_s=event.session_time_s,
+                part=part,
             ),
         )
+
+    def _add_feed_lap(self, session: Session, packet: dict[str, Any]) -> None:
+        """A lap timed by the live timing feed (`FLAP`): recorded as the feed gives it."""
+        index = int(packet["vehicle_idx"])
+        if not 0 <= index < MAX_CARS:
+            raise ValueError(f"FLAP for car {index}, not one of 0..{MAX_CARS - 1}")
+        sectors = [None if s is None else int(s) for s in packet["sector_ms"]][:3]
+        event = LapCompleted(
+            car_index=index,
+            lap=int(packet["lap"]),
+            lap_time_ms=int(packet["lap_time_ms"]),
+            sector_ms=tuple([*sectors, None, None, None][:3]),
+            valid=True,
+            pit_in=bool(packet.get("pit_in")),
+            pit_out=bool(packet.get("pit_out")),
+            tyre=int(packet.get("tyre") or 0) or None,
+            session_time_s=float(packet["header"].get("session_time_s", 0.0)),
+        )
+        if event.lap_time_ms <= 0 or event.lap <= 0:
+            raise ValueError(f"FLAP needs a lap number and a time, not {packet!r:.200}")
+        self._add_game_lap(session, event, part=int(packet.get("part") or 0))
+
+    def _delete_feed_lap(self, session: Session, index: int, number: int) -> None:
+        """Race control deleted a lap: it stays, marked invalid (it no longer counts as best)."""
+        gone = self._retract(
+            session, lambda lap: lap.car_index == index and lap.lap == number, "deleted by feed"
+        )
+        for lap in gone:
+            lap.id, lap.valid = None, False
+            self._record(session, lap)
 
     def _record(self, session: Session, lap: Lap) -> Lap:
         lap.id = self.store.add_lap(lap)
@@ -184,11 +220,17 @@ class LapTimer:
         with self._lock:
             header = packet["header"]
             session = self._game_session(session_uid(packet))
+            if header.get("packet_format") == 0:
+                self._feed_timed.add(session.uid)
             number = int(packet.get("session_type", 0))
             name, ranking = SESSION_TYPES.get(number, (f"Session {number}", "practice"))
             track = str(packet.get("track_name") or packet.get("track_id", ""))
             year = header.get("game_year")
             total = int(packet.get("total_laps", 0))
+            part = int(packet.get("session_part", 0))
+            if part != session.part:
+                session.part = part
+                self._dirty.add(session.uid)
             known = (session.session_type, session.ranking, session.track, session.game_year)
             if (*known, session.total_laps) != (name, ranking, track, year, total):
                 session.session_type, session.ranking, session.track = name, ranking, track
@@ -232,6 +274,11 @@ class LapTimer:
             elif code in ("LGOT", "SSTA") and session.red_flag:
                 session.red_flag = False
                 self._dirty.add(session.uid)
+            elif code == "FLAP":
+                self._feed_timed.add(session.uid)
+                self._add_feed_lap(session, packet)
+            elif code == "LDEL":
+                self._delete_feed_lap(session, int(packet["vehicle_idx"]), int(packet["lap"]))
             elif code == "RTMT":
                 index = int(packet["vehicle_idx"])
                 if not 0 <= index < MAX_CARS:

@@ -1,6 +1,7 @@
 """The live timing module: saves the F1 live timing feed (FastF1's file format) and replays
 saved files onto Raceplane's streams, commanded by the control room. Commands: SAVE {path,
-publish?, timeout?, append?}, REPLAY {paths, speed? | flat_out?, wait_s?}, STOP, STATUS.
+publish?, timeout?, append?}, REPLAY {paths, speed? | flat_out?, wait_s?}, SET_DELAY {seconds},
+STOP, STATUS.
 (A person types `raceplane livetiming save|replay`.)"""
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         default=5.0,
         help="publishing first waits up to S s for readers of the lap timer's streams",
     )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="broadcast delay: hold everything published by S s (SET_DELAY changes it)",
+    )
     args = parse_module_args(parser, argv)
     logger = get_logger("livetiming", log_host=args.log_host, log_port=args.log_port)
     options = ClientOptions(
@@ -42,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         rollover_s=args.rollover_min * 60.0,
         idle_timeout_s=args.timeout,
     )
-    service = LiveTiming(options, Publisher(f"livetiming:{args.port}"), logger, args.wait_s)
+    try:
+        publisher = Publisher(f"livetiming:{args.port}", delay_s=args.delay)
+    except ValueError as error:
+        parser.error(str(error))
+    service = LiveTiming(options, publisher, logger, args.wait_s)
     server = DefaultServer(
         port=args.port,
         ip=args.host,

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a consumer reporting STATUS inputs.applied (the lap timer's command port): stay "
         "at most a window ahead of it and end when it has applied everything",
     )
+    for command in (save, rep):
+        command.add_argument(
+            "--delay", type=float, default=0.0, help="broadcast delay: publish everything S s late"
+        )
     return parser
 
 
@@ -125,10 +130,15 @@ def save(args: argparse.Namespace, logger: logging.Logger) -> int:
         rollover_s=args.rollover_min * 60.0,
         idle_timeout_s=args.timeout,
     )
-    publisher = Publisher() if args.publish else None
+    publisher = Publisher(delay_s=args.delay) if args.publish else None
     saver = Saver(writer, options, logger, publisher, args.wait_s)
     _stop_on_signals(saver.stop)
-    print(saver.summary(saver.run()))
+    summary = saver.summary(saver.run())
+    if publisher is not None:
+        while publisher.held():
+            time.sleep(0.05)  # what the delay still holds goes out before the streams close
+        publisher.close()
+    print(summary)
     if saver.writer.lines:
         return 0
     stats = saver.client.stats
@@ -149,7 +159,9 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
     if not args.flat_out and args.speed <= 0:
         print("raceplane livetiming: --speed must be > 0", file=sys.stderr)
         return 2
-    publisher = Publisher(f"replay:{os.getpid()}")  # the bridge shows a replay when asked
+    publisher = Publisher(
+        f"replay:{os.getpid()}", delay_s=args.delay
+    )  # the bridge shows a replay when asked
     stop = threading.Event()
     _stop_on_signals(stop.set)
     consumer = None
@@ -174,8 +186,11 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
     finally:
         if consumer is not None:
             consumer.close()
+    while publisher.held() and not stop.is_set():
+        stop.wait(0.05)  # what the delay still holds goes out before the streams close
     if consumer is None:
         stop.wait(args.linger_s)
+    publisher.close()
     for file in report.files:
         line = f"{file.path}: {file.kept} of {file.lines} lines replayed"
         if file.overlapping:

@@ -171,6 +171,15 @@ class LiveTimingClient:
             with urllib.request.urlopen(request, timeout=self.options.connect_timeout_s) as reply:
                 body = reply.read(1 << 20)
         except urllib.error.HTTPError as error:
+            if error.code in (401, 403):
+                what = (
+                    "the feed refused the access token (expired or not an F1TV token?)"
+                    if self.options.access_token
+                    else "the feed wants an access token (--token or RACEPLANE_F1_TOKEN)"
+                )
+                raise ConnectFailed(
+                    f"negotiate: HTTP {error.code} {error.reason}: {what}"
+                ) from error
             raise ConnectFailed(f"negotiate: HTTP {error.code} {error.reason}") from error
         except (urllib.error.URLError, TimeoutError) as error:
             raise ConnectFailed(f"negotiate: {getattr(error, 'reason', error)}") from error

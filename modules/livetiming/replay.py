@@ -50,6 +50,7 @@ class ReplayReport:
     refused: int = 0  # messages whose data could not be decoded
     first_refusal: str = ""
     position: datetime | None = None  # the time of the last message replayed
+    sessions: list[str] = field(default_factory=list)  # further sessions found in the files
     stopped: bool = False
     done: bool = False
 
@@ -133,6 +134,7 @@ def replay(
             break
         report.messages += 1
         report.position = message.time
+        sessions = len(session.sessions_seen)
         try:
             samples = session.feed(message)
         except (TopicError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
@@ -141,6 +143,13 @@ def replay(
                 report.first_refusal = f"{message.topic}: {error}"
             logger.warning("replay: %s message refused: %s", message.topic, error)
             continue
+        if len(session.sessions_seen) > sessions:
+            report.sessions.append(session.sessions_seen[-1])
+            logger.warning(
+                "replay: another session begins at %s (%s): published as a session of its own",
+                message.time,
+                session.sessions_seen[-1],
+            )
         for sample in samples:
             key = sequence_of(sample) if ack is not None and ack.reads(sample.stream) else None
             if key is not None and not ack.wait_for_room(*key):  # type: ignore[union-attr]

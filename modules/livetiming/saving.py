@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import ClientOptions, LiveTimingClient
+from .health import TopicWatch, token_status
 from .publish import Publisher
 from .savefile import Message, SaveWriter
 from .state import LiveSession
@@ -23,6 +24,7 @@ READ_STREAMS = (
     "raceplane.lap_data",
     "raceplane.car_status",
     "raceplane.events",
+    "raceplane.final_classification",
 )
 
 
@@ -50,6 +52,7 @@ class Saver:
         logger: logging.Logger,
         publisher: Publisher | None = None,
         wait_s: float = 0.0,
+        watch: TopicWatch | None = None,
     ) -> None:
         self.writer = writer
         self.options = options
@@ -60,6 +63,9 @@ class Saver:
         self.client = LiveTimingClient(options, self._state, self._feed, logger, self._rollover)
         self.topics: dict[str, int] = {}  # feed messages per topic
         self.unpublished = 0
+        self.watch = watch or TopicWatch()
+        self._token_state = ""  # the token's state as last logged
+        self._checked = 0.0  # monotonic time of the last health check
         self._stopped = threading.Event()  # stop() before run() reached the client
 
     def stop(self) -> None:
@@ -70,6 +76,7 @@ class Saver:
         """Why it ended: "stopped" or "idle"."""
         if not self.options.access_token and set(self.options.topics) & set(TOKEN_TOPICS):
             self.logger.warning("no access token: %s may stay empty", ", ".join(TOKEN_TOPICS))
+        self._check_token()
         try:
             if self.publisher is not None:
                 wait_for_readers(self.publisher, self.wait_s, self.logger, self._stopped)
@@ -99,7 +106,48 @@ class Saver:
                 else max(0.0, self.options.rollover_s - (time.monotonic() - started)),
             },
             "unpublished": self.unpublished,
+            "token": token_status(self.options.access_token, datetime.now(UTC)),
+            # Topics that normally flow and have stopped: {topic: seconds quiet}.
+            "silent": self.watch.silent(time.monotonic()),
         }
+
+    def _check_token(self) -> None:
+        """Log the token's state when it changes: a warning well before it expires, an error
+        once it has (the feed will refuse it at the next connection)."""
+        status = token_status(self.options.access_token, datetime.now(UTC))
+        state = status["state"]
+        if state == self._token_state or state in ("none", "ok"):
+            self._token_state = state
+            return
+        self._token_state = state
+        text = {
+            "expiring": "the access token expires at %s (in %.0f s): get a fresh one",
+            "expired": "the access token expired at %s (%.0f s): the feed will refuse it",
+            "unreadable": "the access token is not a JWT with an expiry (%s %s)",
+        }[state]
+        level = logging.ERROR if state == "expired" else logging.WARNING
+        self.logger.log(level, "live timing: " + text, status["expires"], status["expires_in_s"])
+        self._announce(text % (status["expires"], status["expires_in_s"]))
+
+    def _check_health(self) -> None:
+        """At most once a second: the token, and topics gone quiet (logged once each)."""
+        now = time.monotonic()
+        if now - self._checked < min(1.0, self.watch.min_silence_s / 2):
+            return
+        self._checked = now
+        self._check_token()
+        silent, back = self.watch.changes(now)
+        for topic, quiet in silent.items():
+            self.logger.warning("live timing: %s silent for %.0f s", topic, quiet)
+            self._announce(f"{topic} silent for {quiet:.0f} s")
+        for topic in back:
+            self.logger.info("live timing: %s flows again", topic)
+            self._announce(f"{topic} flows again")
+
+    def _announce(self, text: str) -> None:
+        """Onto the events stream, so the dashboard's feed says it."""
+        if self.session is not None and self.publisher is not None:
+            self.publisher.publish(self.session.feed_event(text, datetime.now(UTC)))
 
     def summary(self, why: str) -> str:
         stats = self.client.stats
@@ -130,6 +178,8 @@ class Saver:
     def _feed(self, topic: str, data: Any, timestamp: str) -> None:
         self.writer.write_feed(topic, data, timestamp)
         self.topics[topic] = self.topics.get(topic, 0) + 1
+        self.watch.seen(topic, time.monotonic())
+        self._check_health()
         if self.session is None:
             return
         try:

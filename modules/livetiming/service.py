@@ -63,7 +63,20 @@ class LiveTiming:
         self._error = ""
 
     def commands(self) -> dict[str, Any]:
-        return {"SAVE": self.save, "REPLAY": self.replay, "STOP": self.stop, "STATUS": self.status}
+        return {
+            "SAVE": self.save,
+            "REPLAY": self.replay,
+            "STOP": self.stop,
+            "STATUS": self.status,
+            "SET_DELAY": self.set_delay,
+        }
+
+    def set_delay(self, seconds: Any = None) -> dict[str, Any]:
+        """The broadcast delay: hold everything published by `seconds` (0..600), at once and
+        for what is held now too."""
+        delay = self.publisher.set_delay(seconds)
+        self.logger.info("live timing: broadcast delay %g s", delay)
+        return {"delay_s": delay}
 
     # ------------------------------------------------------------------ commands
 
@@ -181,6 +194,8 @@ class LiveTiming:
                 "error": self._error or None,
                 "url": self.options.url,
                 "published": self.publisher.status(),
+                "delay_s": self.publisher.delay_s,
+                "held": self.publisher.held(),
                 "save": self._saver.status() if self._saver is not None else None,
                 "replay": _replay_status(self._replay, self._replay_settings),
             }
@@ -195,6 +210,7 @@ class LiveTiming:
                 saver.stop()
         if thread is not None:
             thread.join()
+        self.publisher.close()
 
     # ------------------------------------------------------------------ jobs
 
@@ -241,6 +257,7 @@ def _replay_status(report: ReplayReport | None, settings: dict[str, Any]) -> dic
         "samples": report.samples,
         "refused": report.refused,
         "first_refusal": report.first_refusal or None,
+        "sessions": list(report.sessions),
         "progress": round(report.messages / report.total, 4) if report.total else 0.0,
         "position": format_timestamp(report.position) if report.position else None,
         "done": report.done,

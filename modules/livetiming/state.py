@@ -16,6 +16,7 @@ the feed does not have are NaN for cars in the session; unused slots are zeros.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import numpy as np
 
 from modules.stream_catalogue import CARS, STREAMS
 
+from .laps import FeedLap, FeedLaps
 from .savefile import Message
 from .topics import decode, format_timestamp, merge, parse_timestamp, time_ms
 
@@ -34,8 +36,9 @@ LAP_DATA, CAR_STATUS = "raceplane.lap_data", "raceplane.car_status"
 SEQUENCED = (LAP_DATA, CAR_STATUS)  # numeric streams whose rows get their own number
 CAR_TELEMETRY, MOTION = "raceplane.car_telemetry", "raceplane.motion"
 SESSION, PARTICIPANTS, EVENTS = "raceplane.session", "raceplane.participants", "raceplane.events"
+CLASSIFICATION = "raceplane.final_classification"
 NUMERIC = (LAP_DATA, CAR_STATUS, CAR_TELEMETRY, MOTION)
-JSON = (LIVETIMING, SESSION, PARTICIPANTS, EVENTS)
+JSON = (LIVETIMING, SESSION, PARTICIPANTS, EVENTS, CLASSIFICATION)
 
 # SessionInfo's Type/Name -> the game's session type number (the lap timer ranks by it).
 SESSION_NUMBERS = {
@@ -44,8 +47,14 @@ SESSION_NUMBERS = {
 }  # fmt: skip
 # Tyre compound names -> the game's visual compound (16 soft, 17 medium, 18 hard, 7 inter, 8 wet).
 COMPOUNDS = {"SOFT": 16, "MEDIUM": 17, "HARD": 18, "INTERMEDIATE": 7, "WET": 8}
-# result_status of the game's LapData: 2 active, 3 finished, 7 retired.
-ACTIVE, FINISHED, RETIRED = 2, 3, 7
+# result_status of the game's LapData: 2 active, 3 finished, 7 retired; beyond the game's,
+# from the feed: 8 knocked out (qualifying), 9 stopped (on track, not retired), 10 did not
+# start (in the final classification: a car the feed never counted a lap for).
+ACTIVE, FINISHED, RETIRED, KNOCKED_OUT, STOPPED, DNS = 2, 3, 7, 8, 9, 10
+# SessionStatus values after which the session's results stand.
+FINAL_STATUSES = ("Finalised", "Ends")
+# "CAR 14 (ALO) TIME 1:58.103 DELETED - ..." / "CAR 81 (PIA) LAP DELETED - ... LAP 17 16:59:12"
+DELETED = re.compile(r"^CAR (\d+)\b.*?(?:TIME ([\d:.]+) DELETED|LAP DELETED.*?(?:\bLAP (\d+)\b)?)")
 # The contract's header channels of every per-car stream, in `_numeric_header`'s order.
 HEADER = (
     "session_uid_hi", "session_uid_lo", "session_time_s", "frame_identifier",
@@ -59,6 +68,16 @@ LAP_FIELDS = (
 )  # fmt: skip
 # TrackStatus codes: 1 clear, 2 yellow, 4 safety car, 5 red, 6 VSC, 7 VSC ending.
 RED = "5"
+TRACK_STATUS = {
+    "1": "clear", "2": "yellow", "4": "safety car", "5": "red", "6": "virtual safety car",
+    "7": "virtual safety car ending",
+}  # fmt: skip
+# TrackStatus -> the game's safety car status name and marshal zone flag (3 yellow, 4 red).
+SAFETY_CAR = {"4": "full", "6": "virtual", "7": "virtual"}
+ZONE_FLAG = {"2": 3, "5": 4}
+# The game's SCAR event: safety_car_type (1 full, 2 virtual), event_type (0 deployed,
+# 1 returning, 2 returned).
+SCAR = {"4": (1, 0), "6": (2, 0), "7": (2, 1)}
 
 
 @dataclass
@@ -103,16 +122,13 @@ class _Driver:
     """One car's timing as the lap timer should see it."""
 
     slot: int
-    laps_done: int = 0  # laps whose completion has been published
-    feed_laps: int = 0  # the feed's NumberOfLaps (may run ahead while the lap time is awaited)
-    last_lap_ms: int = 0
-    lap_time_fresh: bool = False  # LastLapTime changed since the last completion
-    s1: int = 0
-    s2: int = 0
     position: int = 0
     in_pit: bool = False
+    pit_out: bool = False  # just left the pit lane (the feed's PitOut)
     pit_stops: int = 0
     retired: bool = False
+    stopped: bool = False
+    knocked_out: bool = False
     finished: bool = False
     grid: int = 0
     gap_ms: int = 0
@@ -138,9 +154,15 @@ class LiveSession:
         self.sequence = 0
         self.chequered = False
         self.red_flag = False
+        self.part = 0  # TimingData SessionPart: qualifying Q1..Q3 (0: none)
+        self.final = False  # the classification has been published
+        self.laps = FeedLaps()
+        self.sessions_seen: list[str] = []  # sessions begun after the first (files joined)
+        self.lap_times: dict[str, list[FeedLap]] = {}  # per racing number, as handed out
         self.overflow: set[str] = set()  # racing numbers beyond the 22 slots, left out
         self._layouts = {name: _Layout(name) for name in NUMERIC}
         self._rcm_seen = 0
+        self._track = ""  # TrackStatus as last seen
         self._is_state = False  # the message being handled is a topic's whole state
 
     # ------------------------------------------------------------------ input
@@ -241,6 +263,19 @@ class LiveSession:
     # ------------------------------------------------------------------ topics
 
     def _session_info(self, data: Any, time: datetime) -> list[Sample]:
+        info = self.topics.get("SessionInfo") or {}
+        meeting, key = (info.get("Meeting") or {}).get("Key"), info.get("Key")
+        if self.uid is not None and isinstance(meeting, int) and isinstance(key, int):
+            uid = (meeting & 0xFFFFFFFF) << 32 | (key & 0xFFFFFFFF)
+            if uid != self.uid:
+                # Another session's messages (a file of it appended): a session of its own,
+                # its cars and laps from scratch; the one before keeps what it had.
+                self.sessions_seen.append(str(info.get("Path") or uid))
+                self.topics = {"SessionInfo": info}
+                self.drivers, self.laps, self.lap_times = {}, FeedLaps(), {}
+                self.uid, self.part, self.final = None, 0, False
+                self.chequered = self.red_flag = False
+                self._rcm_seen = 0
         return [self._session_sample(time)]
 
     def _session_sample(self, time: datetime) -> Sample:
@@ -250,17 +285,34 @@ class LiveSession:
         name = str(info.get("Name") or info.get("Type") or "")
         number = SESSION_NUMBERS.get(name, SESSION_NUMBERS.get(str(info.get("Type")), 0))
         laps = self.topics.get("LapCount") or {}
+        track = str((self.topics.get("TrackStatus") or {}).get("Status", ""))
+        weather = self.topics.get("WeatherData") or {}
+        rain = str(weather.get("Rainfall", "")) not in ("", "0", "False")
         return Sample(
             SESSION,
             {
                 "header": self._header(),
                 "session_type": number,
                 "session_name": name,
+                # As the decoder names them, so the dashboard reads both alike.
+                "session_type_name": f"{name} Q{self.part}" if self.part else name,
+                "safety_car_status_name": SAFETY_CAR.get(track, "none"),
+                "marshal_zones": [{"zone_flag": ZONE_FLAG[track]}] if track in ZONE_FLAG else [],
+                "num_marshal_zones": 1 if track in ZONE_FLAG else 0,
+                "track_status": TRACK_STATUS.get(track, track),
+                "weather_name": ("rain" if rain else "dry") if weather else "",
+                "air_temperature_c": _number(weather.get("AirTemp")),
+                "track_temperature_c": _number(weather.get("TrackTemp")),
+                "humidity_percent": _number(weather.get("Humidity")),
+                "pressure_mbar": _number(weather.get("Pressure")),
+                "wind_speed_mps": _number(weather.get("WindSpeed")),
+                "wind_direction_deg": _number(weather.get("WindDirection")),
                 "track_id": -1,
                 "track_name": str(circuit.get("ShortName") or meeting.get("Location") or ""),
                 "meeting_name": str(meeting.get("Name") or ""),
                 "total_laps": int(laps.get("TotalLaps") or 0),
                 "current_lap": int(laps.get("CurrentLap") or 0),
+                "session_part": self.part,
             },
             time,
         )
@@ -299,86 +351,115 @@ class LiveSession:
         ]
 
     def _timing_data(self, data: Any, time: datetime) -> list[Sample]:
-        lines = (data or {}).get("Lines") if isinstance(data, dict) else None
-        if not isinstance(lines, dict):
+        if not isinstance(data, dict):
             return []
         events = []
-        state = self.topics["TimingData"].get("Lines", {})
+        part = data.get("SessionPart")
+        if isinstance(part, int) and part != self.part:
+            self.part = part
+            events.append(self._session_sample(time))
+        lines = data.get("Lines")
+        if not isinstance(lines, dict):
+            return events
         for number, change in lines.items():
             if not isinstance(change, dict):
                 continue
             driver = self._slot(number)
             if driver is not None:
-                events += self._timing_line(
-                    driver, change, state.get(number, {}), time, self._is_state
-                )
+                events += self._timing_line(number, driver, change, time)
         return [*events, Sample(LAP_DATA, self._lap_row(), time)]
 
     def _timing_line(
-        self,
-        driver: _Driver,
-        change: dict[str, Any],
-        line: dict[str, Any],
-        time: datetime,
-        is_state: bool,
+        self, number: str, driver: _Driver, change: dict[str, Any], time: datetime
     ) -> list[Sample]:
         events: list[Sample] = []
-        if "NumberOfLaps" in change:
-            driver.feed_laps = _int(change["NumberOfLaps"], driver.feed_laps)
-        if "LastLapTime" in change:
-            value = time_ms((line.get("LastLapTime") or {}).get("Value"))
-            # A state message repeats the last lap's time; only a change is a new lap's time.
-            if value and (not is_state or value != driver.last_lap_ms):
-                driver.last_lap_ms, driver.lap_time_fresh = value, True
-        s1, s2 = _sector(change, 0), _sector(change, 1)
-        if driver.feed_laps > driver.laps_done and (driver.lap_time_fresh or s1):
-            # The lap is over and its time known, or the next lap is under way without one
-            # (a race's first lap has no time in the feed).
-            if not driver.lap_time_fresh:
-                driver.last_lap_ms = 0
-            driver.laps_done = driver.feed_laps
-            driver.lap_time_fresh = False
-            driver.s1 = driver.s2 = 0
-            driver.finished = driver.finished or self.chequered
-        if s1:
-            driver.s1 = s1
-        if s2:
-            driver.s2 = s2
+        if self._is_state:
+            # A whole state repeats the last lap's values: only its count is news.
+            if isinstance(change.get("NumberOfLaps"), int):
+                self.laps.change(number, {"NumberOfLaps": change["NumberOfLaps"]})
+        else:
+            for lap in self.laps.change(number, change):
+                self.lap_times.setdefault(number, []).append(lap)
+                events.append(self._lap_event(driver, lap, time))
+        if "NumberOfLaps" in change and self.chequered:
+            driver.finished = True  # a lap completed after the chequered flag
+        if "Stopped" in change:
+            driver.stopped = bool(change["Stopped"])
+        if "KnockedOut" in change:
+            driver.knocked_out = bool(change["KnockedOut"])
         position = change.get("Position", change.get("Line"))
         if position is not None:
             driver.position = _int(position, driver.position)
         if "InPit" in change:
             driver.in_pit = bool(change["InPit"])
+        if "PitOut" in change:
+            driver.pit_out = bool(change["PitOut"])
         if "NumberOfPitStops" in change:
             driver.pit_stops = _int(change["NumberOfPitStops"], driver.pit_stops)
-        if change.get("Retired") and not driver.retired:
-            driver.retired = True
-            events.append(self._event("RTMT", time, vehicle_idx=driver.slot, reason=0))
+        if "Retired" in change:
+            retired = bool(change["Retired"])
+            if retired and not driver.retired:
+                events.append(self._event("RTMT", time, vehicle_idx=driver.slot, reason=0))
+            driver.retired = retired
         if "GapToLeader" in change:
             driver.gap_ms = time_ms(change["GapToLeader"]) or 0
+        # Qualifying gives the gaps of best laps, per part (Stats[part - 1]).
+        stats = change.get("Stats")
+        stats = stats.get(str(self.part - 1)) if isinstance(stats, dict) else None
+        if isinstance(stats, dict):
+            if "TimeDiffToFastest" in stats:
+                driver.gap_ms = time_ms(stats["TimeDiffToFastest"]) or 0
+            if "TimeDifftoPositionAhead" in stats:
+                driver.interval_ms = time_ms(stats["TimeDifftoPositionAhead"]) or 0
         interval = change.get("IntervalToPositionAhead")
         if isinstance(interval, dict) and "Value" in interval:
             driver.interval_ms = time_ms(interval["Value"]) or 0
         return events
 
+    def _lap_event(self, driver: _Driver, lap: FeedLap, time: datetime) -> Sample:
+        """A lap as the feed timed it (the lap timer records it as it is)."""
+        return self._event(
+            "FLAP",
+            time,
+            vehicle_idx=driver.slot,
+            lap=lap.lap,
+            lap_time_ms=lap.lap_time_ms,
+            sector_ms=list(lap.sector_ms),
+            pit_in=lap.pit_in,
+            pit_out=lap.pit_out,
+            tyre=driver.compound,
+            part=self.part,
+        )
+
+    def _status(self, d: _Driver) -> int:
+        if d.retired:
+            return RETIRED
+        if d.knocked_out:
+            return KNOCKED_OUT
+        if d.stopped:
+            return STOPPED
+        return FINISHED if d.finished else ACTIVE
+
     def _lap_row(self) -> np.ndarray:
         values = self._per_car(LAP_FIELDS)
-        for d in self.drivers.values():
+        for number, d in self.drivers.items():
             i = d.slot
-            values["last_lap_time_ms"][i] = d.last_lap_ms
-            values["sector1_time_ms"][i] = d.s1
-            values["sector2_time_ms"][i] = d.s2
+            s1, s2, _ = self.laps.sectors_in_progress(number)
+            # No lap time here: laps come timed by the feed (FLAP events), never from this row.
+            values["last_lap_time_ms"][i] = 0
+            values["sector1_time_ms"][i] = s1 or 0
+            values["sector2_time_ms"][i] = s2 or 0
             values["car_position"][i] = d.position
-            values["current_lap_num"][i] = d.laps_done + 1
+            values["current_lap_num"][i] = self.laps.lap_in_progress(number)
             values["pit_status"][i] = 1 if d.in_pit else 0
             values["num_pit_stops"][i] = d.pit_stops
             values["current_lap_invalid"][i] = 0
             values["grid_position"][i] = d.grid
-            status = RETIRED if d.retired else FINISHED if d.finished else ACTIVE
-            values["result_status"][i] = status
+            values["result_status"][i] = self._status(d)
             values["delta_to_car_in_front_ms"][i] = d.interval_ms
             values["delta_to_race_leader_ms"][i] = d.gap_ms
-            values["driver_status"][i] = 0 if d.in_pit else 1
+            # The game's driver_status: 0 in the garage (pit lane), 3 out-lap, 4 on track.
+            values["driver_status"][i] = 0 if d.in_pit else 3 if d.pit_out else 4
         return self._row(LAP_DATA, values)
 
     def _timing_app_data(self, data: Any, time: datetime) -> list[Sample]:
@@ -455,35 +536,113 @@ class LiveSession:
         return out
 
     def _session_status(self, data: Any, time: datetime) -> list[Sample]:
-        status = (data or {}).get("Status") if isinstance(data, dict) else None
-        code = {"Started": "SSTA", "Finished": "SEND", "Ends": "SEND"}.get(str(status))
+        status = str((data or {}).get("Status") if isinstance(data, dict) else None)
+        code = {"Started": "SSTA", "Finished": "SEND", "Ends": "SEND"}.get(status)
         # A qualifying part ends and the next starts; laps after a start are not past the flag.
         # (A car once finished stays so: finished going back reads as a flashback to the lap
         # timer.)
+        out = [self._event(code, time)] if code else []
         if code is not None:
             self.chequered = code == "SEND"
-        return [self._event(code, time)] if code else []
+        if status in FINAL_STATUSES and not self.final:
+            self.final = True
+            out.append(self._classification(time))
+        return out
+
+    def _classification(self, time: datetime) -> Sample:
+        """The feed's final order: each car's last TimingData position, its status."""
+        entries = [
+            {"position": 0, "result_status": 0, "num_pit_stops": 0, "num_laps": 0}
+            for _ in range(CARS)
+        ]
+        for number, d in self.drivers.items():
+            status = self._status(d)
+            if status == ACTIVE:
+                status = FINISHED if self.laps.counted(number) else DNS
+            entries[d.slot] = {
+                "position": d.position,
+                "result_status": status,
+                "num_pit_stops": d.pit_stops,
+                "num_laps": self.laps.laps_done(number),
+            }
+        return Sample(
+            CLASSIFICATION,
+            {
+                "header": self._header(),
+                "num_cars": len(self.drivers),
+                "classification_data": entries,
+            },
+            time,
+        )
 
     def _track_status(self, data: Any, time: datetime) -> list[Sample]:
         status = str((self.topics.get("TrackStatus") or {}).get("Status", ""))
+        out = [self._session_sample(time)]
         if status == RED and not self.red_flag:
             self.red_flag = True
-            return [self._event("RDFL", time)]
-        if status and status != RED and self.red_flag:
+            out.append(self._event("RDFL", time))
+        elif status and status != RED and self.red_flag:
             self.red_flag = False
-            return [self._event("LGOT", time)]
-        return []
+            out.append(self._event("LGOT", time))
+        if status != self._track and status in SCAR:
+            kind, event = SCAR[status]
+            out.append(self._event("SCAR", time, safety_car_type=kind, event_type=event))
+        elif self._track in SCAR and status not in SCAR:
+            kind = SCAR[self._track][0]
+            out.append(self._event("SCAR", time, safety_car_type=kind, event_type=2))
+        self._track = status
+        return out
+
+    def _weather(self, data: Any, time: datetime) -> list[Sample]:
+        return [self._session_sample(time)]
 
     def _race_control(self, data: Any, time: datetime) -> list[Sample]:
         messages = (self.topics.get("RaceControlMessages") or {}).get("Messages")
         messages = list(messages.values()) if isinstance(messages, dict) else messages or []
         out = []
         for message in messages[self._rcm_seen :]:
-            if isinstance(message, dict) and str(message.get("Flag", "")).upper() == "CHEQUERED":
+            if not isinstance(message, dict):
+                continue
+            text = str(message.get("Message", ""))[:300]
+            driver = self.drivers.get(str(message.get("RacingNumber", "")))
+            out.append(
+                self._event(
+                    "RCMS",
+                    time,
+                    name=text,
+                    category=str(message.get("Category", "")),
+                    flag=str(message.get("Flag", "") or ""),
+                    **({"vehicle_idx": driver.slot} if driver else {}),
+                )
+            )
+            if str(message.get("Flag", "")).upper() == "CHEQUERED":
                 self.chequered = True
                 out.append(self._event("CHQF", time))
+            deleted = DELETED.match(str(message.get("Message", "")))
+            if deleted:
+                out += self._deleted(deleted, time)
         self._rcm_seen = len(messages)
         return out
+
+    def _deleted(self, match: re.Match[str], time: datetime) -> list[Sample]:
+        """Race control deleted a lap: by its time ("TIME 1:58.103 DELETED", the car's latest lap
+        of that time), or by its number ("LAP DELETED ... LAP 17"), else the car's latest lap."""
+        number, text, lap_number = match.groups()
+        driver = self.drivers.get(number)
+        laps = self.lap_times.get(number, [])
+        if text is not None:
+            wanted = time_ms(text)
+            laps = [lap for lap in laps if lap.lap_time_ms == wanted]
+        elif lap_number is not None:
+            laps = [lap for lap in laps if lap.lap == int(lap_number)]
+        if driver is None or not laps:
+            return []  # not a lap the feed timed (a deleted out-lap's clock time, say)
+        return [self._event("LDEL", time, vehicle_idx=driver.slot, lap=laps[-1].lap)]
+
+    def feed_event(self, text: str, time: datetime) -> Sample:
+        """A FEED event: how the feed itself is doing (a topic gone quiet, the token), for the
+        dashboard's event list."""
+        return self._event("FEED", time, name=text)
 
     def _event(self, code: str, time: datetime, **details: Any) -> Sample:
         return Sample(EVENTS, {"header": self._header(), "code": code, **details}, time)
@@ -498,6 +657,7 @@ class LiveSession:
         "Position.z": _position,
         "SessionStatus": _session_status,
         "TrackStatus": _track_status,
+        "WeatherData": _weather,
         "RaceControlMessages": _race_control,
     }
 
@@ -507,6 +667,13 @@ def _int(value: Any, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _float(value: Any) -> float:

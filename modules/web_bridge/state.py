@@ -52,15 +52,26 @@ JSON_STREAMS = frozenset(
 )
 TYRES = {16: "soft", 17: "medium", 18: "hard", 7: "inter", 8: "wet"}
 # result_status: 0 invalid, 1 inactive: an empty slot or a car not in the session.
-ACTIVE_RESULT = {2, 3, 4, 5, 6, 7}
+# 8 knocked out (qualifying), 9 stopped, 10 did not start: the live feed's, beyond the game's.
+ACTIVE_RESULT = {2, 3, 4, 5, 6, 7, 8, 9, 10}
 FINISHED = 3
 RUNNING = {2, 3}  # on track: active or finished (a retired car leaves the map)
 OUTLINE_STEP_M = 8.0
 OUTLINE_POINTS = 4000
 OUTLINE_BATCH = 25
-RESULT_NAMES = {3: "finished", 4: "dnf", 5: "dsq", 6: "nc", 7: "retired"}
+RESULT_NAMES = {
+    3: "finished",
+    4: "dnf",
+    5: "dsq",
+    6: "nc",
+    7: "retired",
+    8: "knocked out",
+    9: "stopped",
+    10: "did not start",
+}
 # Too frequent or too minor for a feed read at a glance.
-QUIET_EVENTS = {"SPTP", "BUTN", "DRSE", "DRSD", "STLG", "TMPT"}
+# FLAP: a lap timed by the live feed (it shows as a lap).
+QUIET_EVENTS = {"SPTP", "BUTN", "DRSE", "DRSD", "STLG", "TMPT", "FLAP"}
 # EA's appendix: penalty types and safety car event types.
 PENALTY_NAMES = {
     0: "drive through",
@@ -271,6 +282,8 @@ class LiveState:
             return f"{'Virtual safety car' if kind == 'virtual' else 'Safety car'} {what}".strip()
         if code == "RCWN":
             return f"Race winner: {who}"
+        if code == "LDEL":
+            return f"Lap {details.get('lap')} deleted: {who}"
         names = {
             "SSTA": "Session started",
             "SEND": "Session ended",
