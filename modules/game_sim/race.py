@@ -74,6 +74,8 @@ class SessionOptions:
     flashback_s: float = 10.0  # how far back it goes
     red_flag_at_lap: int = 0  # the race is red-flagged when the leader is on this lap (0: never)
     late_joiners: int = 0  # cars (the last slots) that join the session after its start
+    restricted_cars: int = 0  # online: cars whose drivers restrict their telemetry
+    spectator: bool = False  # online: the receiver spectates (no car of its own, index 255)
 
     def validate(self) -> None:
         if self.session not in SESSION_TYPES:
@@ -103,6 +105,11 @@ class SessionOptions:
             raise ValueError(
                 f"red_flag_at_lap must be 0 (none) or a lap of a race before its last, "
                 f"2..{self.laps - 1}, not {self.red_flag_at_lap} in a {self.session}"
+            )
+        if not 0 <= self.restricted_cars <= self.cars - (not self.spectator):
+            raise ValueError(
+                f"restricted_cars must be 0..{self.cars - (not self.spectator)} "
+                f"(the player sees their own car), not {self.restricted_cars}"
             )
         joiners = 0 if self.session == "time_trial" else self.cars // 2 - 1
         if not 0 <= self.late_joiners <= joiners:
@@ -282,9 +289,9 @@ class RaceSim:
                 car.tyre = "soft" if position <= 10 else "medium"
                 car.fuel_kg = 1.6 * laps + 3.0
                 if laps >= 3:  # one stop: the dry-race rule of two compounds
-                    car.pit_laps = (
-                        int(self.rng.integers(max(1, laps // 3), max(2, laps - laps // 4))),
-                    )
+                    lap = int(self.rng.integers(max(1, laps // 3), max(2, laps - laps // 4)))
+                    # A pit lane wholly after the line is entered on the lap after the decision.
+                    car.pit_laps = (lap + (not self.track.lane_crosses_line),)
                 car.lap_positions[1] = position
             count = min(self.options.retirements, self._on_grid - 1)
             retiring = self.rng.choice(self._on_grid, size=count, replace=False) if count else []
@@ -306,7 +313,7 @@ class RaceSim:
                 car.tyre = "soft"
                 car.fuel_kg = 12.0
                 car.launched_s = 2.0 + 6.0 * slot  # leaves the garage then
-                car.distance = self.track.pit_box_m
+                car.distance = self.track.garage_m
                 car.laps_planned = laps + 1
                 car.lap_positions[1] = car.position
         self._schedule_late_joiners()
@@ -328,7 +335,7 @@ class RaceSim:
             car.launched_s = car.join_s + 3.0
             car.mode = "absent"
             car.pre_line = False
-            car.distance = self.track.pit_box_m
+            car.distance = self.track.garage_m
             car.tau = self.line.tau_at(car.distance)
             car.position = car.grid_position = car.index + 1
             car.lap_positions = {}
@@ -658,6 +665,8 @@ class RaceSim:
             self._change_tyres(car)
             return
         if new >= track.pit_exit_m and old < track.pit_exit_m:
+            # A lane wholly inside the lap: the lap that came in goes out again.
+            car.lap_pit_out = car.lap_pit_out or car.lap_pit_in
             car.mode = "track"
             car.pit_status = 0
             car.distance = track.pit_exit_m
@@ -668,9 +677,14 @@ class RaceSim:
         car.distance = new
 
     def _change_tyres(self, car: Car) -> None:
+        """The old set's stint ends with the in-lap; a lap the car is on at the box and does
+        not end in the pit lane (an out-lap) counts for the new set."""
         previous = car.tyre
-        car.stints.append((previous, car.lap - 1))
-        car.tyre = "hard" if previous != "hard" else "medium"
+        in_lap_done = not (self.track.box_before_line and car.lap_pit_in)
+        car.stints.append((previous, car.lap - 1 if in_lap_done else car.lap))
+        car.tyre = _next_compound(previous)
+        if in_lap_done:
+            car.lap_tyre = car.tyre
         car.tyre_age = 0
         car.pit_stops += 1
 
@@ -708,10 +722,9 @@ class RaceSim:
         car.sector_end_ms = []
         car.lap_invalid = False
         car.lap_pit_in = False
-        car.lap_pit_out = record.pit_in  # the in-lap ends in the pit lane: the next is the out-lap
-        car.lap_tyre = (
-            car.tyre if not record.pit_in else ("hard" if car.tyre != "hard" else "medium")
-        )
+        # An in-lap that ends in the pit lane: the next is the out-lap (its tyre is set at the box).
+        car.lap_pit_out = record.pit_in and car.mode == "pit"
+        car.lap_tyre = car.tyre
         car.lap_target_s = self._lap_target(car)
         car.lap_positions[car.lap] = car.position
         self._plan_invalid(car)
@@ -939,6 +952,9 @@ class RaceSim:
                     "status": car.status,
                     "position": car.position,
                     "laps": [record.truth() for record in car.laps],
+                    "pit_stops": car.pit_stops,
+                    # (compound, last lap on it); the set on at the end closes with the last lap
+                    "stints": [[tyre, end] for tyre, end in _all_stints(car)],
                 }
             )
         return {
@@ -950,6 +966,16 @@ class RaceSim:
             "cars": cars,
             "final_order": self.final_order(),
         }
+
+
+def _all_stints(car: Car) -> list[tuple[str, int]]:
+    """The sets the car completed laps on (one fitted and then retired on is left out)."""
+    stints = [*car.stints, (car.tyre, car.completed)] if car.status == "running" else car.stints
+    return [stint for i, stint in enumerate(stints) if stint[1] > (stints[i - 1][1] if i else 0)]
+
+
+def _next_compound(tyre: str) -> str:
+    return "hard" if tyre != "hard" else "medium"
 
 
 def _ms(seconds: float) -> int:
