@@ -22,6 +22,7 @@ import numpy as np
 from modules.f1_udp.events import event_details_dtype, set_event
 from modules.f1_udp.layouts import MAX_CARS, NAME_LEN
 from modules.f1_udp.packets import PACKET_DTYPES, PacketId, fill_header, new_packet
+from modules.game_sim.online import hide, restricted_cars
 from modules.game_sim.race import COMPOUNDS, PIT_SPEED_KPH, SESSION_TYPES, Car, RaceSim, SimEvent
 from modules.game_sim.tracks import BRAKE_MS2
 
@@ -48,6 +49,9 @@ class Broadcaster:
         self._kinematics_cache: dict[str, np.ndarray] = {}
         self.overall_frame = -1
         self._absent: list[int] = []
+        options = sim.options
+        self.player = 255 if options.spectator else 0  # a spectator has no car of its own
+        self.restricted = restricted_cars(options.restricted_cars, len(sim.cars), options.spectator)
 
     # ----- the schedule ---------------------------------------------------------------------
 
@@ -114,7 +118,7 @@ class Broadcaster:
             session_time=self.sim.time_s,
             frame_identifier=max(self.sim.frame, 0),
             overall_frame_identifier=max(self.overall_frame, 0),
-            player_car_index=0,
+            player_car_index=self.player,
         )
 
     # ----- per-car arrays -----------------------------------------------------------------
@@ -352,6 +356,7 @@ class Broadcaster:
             ersDeployMode=np.ones(n),
         )
         self._blank_absent(data)
+        hide(packet, PacketId.CAR_STATUS, self.restricted)
         return packet.tobytes()
 
     def car_damage(self) -> bytes:
@@ -361,6 +366,7 @@ class Broadcaster:
             wear = COMPOUNDS[car.tyre].wear_pct_per_lap * car.tyre_age
             data["tyresWear"][i] = (wear * 1.1, wear * 1.1, wear, wear)  # rears wear faster
         self._blank_absent(data)
+        hide(packet, PacketId.CAR_DAMAGE, self.restricted)
         return packet.tobytes()
 
     def car_setups(self) -> bytes:
@@ -394,6 +400,7 @@ class Broadcaster:
             fuelLoad=np.array(self._start_fuel),
         )
         self._blank_absent(data)
+        hide(packet, PacketId.CAR_SETUPS, self.restricted)
         return packet.tobytes()
 
     # ----- session-wide packets -------------------------------------------------------------
@@ -412,7 +419,8 @@ class Broadcaster:
         packet["sessionDuration"] = duration
         packet["sessionTimeLeft"] = max(0, duration - int(sim.time_s))
         packet["pitSpeedLimit"] = PIT_SPEED_KPH
-        packet["spectatorCarIndex"] = 255
+        packet["isSpectating"] = int(sim.options.spectator)
+        packet["spectatorCarIndex"] = self._spectated() if sim.options.spectator else 255
         zones = packet["marshalZones"]
         packet["numMarshalZones"] = 10
         zones["zoneStart"][:10] = np.arange(10) / 10.0
@@ -459,7 +467,7 @@ class Broadcaster:
             row["raceNumber"] = driver.race_number
             row["nationality"] = driver.nationality
             row["name"] = _name(driver.name, NAME_LEN[self.format])
-            row["yourTelemetry"] = 1
+            row["yourTelemetry"] = int(car.index not in self.restricted)
             row["showOnlineNames"] = 1
             row["platform"] = 255
             if "numColours" in data.dtype.names:
@@ -480,7 +488,7 @@ class Broadcaster:
             row["platform"] = 255
             row["name"] = _name(driver.name, NAME_LEN[self.format])
             row["carNumber"] = driver.race_number
-            row["yourTelemetry"] = 1
+            row["yourTelemetry"] = int(car.index not in self.restricted)
             row["showOnlineNames"] = 1
             row["readyStatus"] = 1
         return packet.tobytes()
@@ -519,9 +527,15 @@ class Broadcaster:
             row["tyreVisualCompound"] = COMPOUNDS[compound].visual
         return packet.tobytes()
 
+    def _spectated(self) -> int:
+        """The car a spectator's camera follows: the leader."""
+        return min(self.sim.cars, key=lambda c: c.position).index
+
     def tyre_sets(self, car: Car) -> bytes:
         packet = self._packet(PacketId.TYRE_SETS)
         packet["carIdx"] = car.index
+        if car.index in self.restricted:  # all of it is hidden: only the car index is sent
+            return packet.tobytes()
         fitted = TYRE_SETS.index(car.tyre) + (car.pit_stops if car.tyre == "soft" else 0)
         fitted_offset = COMPOUNDS[car.tyre].offset_s
         sets = packet["tyreSetData"]
