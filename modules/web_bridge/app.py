@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from . import engineer
 from .feeds import RING_SAMPLES, Feeds
 from .hub import Hub
 from .links import Link, Refused, Unreachable
@@ -311,6 +312,7 @@ def create_app(parts: Parts) -> FastAPI:
     async def websocket(ws: WebSocket) -> None:
         await parts.hub.serve(ws)
 
+    engineer.register(app, parts.feeds)
     return app
 
 
