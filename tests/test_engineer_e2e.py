@@ -118,8 +118,14 @@ class Race:
             return client.request(cmd, payload)
 
     def run(self, **options: Any) -> dict[str, Any]:
+        self.start(**options)
+        return self.finished()
+
+    def start(self, **options: Any) -> None:
         self.ask(self.sim, "STOP")
         self.ask(self.sim, "START", {**RACE, **options})
+
+    def finished(self) -> dict[str, Any]:
         return wait_until(
             lambda: (t := self.ask(self.sim, "TRUTH"))["finished"] and t,
             timeout=240,
@@ -239,7 +245,11 @@ def test_fuel_ers_wear_and_aero_equal_truth_and_the_page_shows_unknown_as_unknow
                 assert car["aero"] == sent_aero(sent[int(index)]), (picture["frame"], index)
                 compared += 1
         assert compared > 100
-        assert any(c["aero"]["overtake_available"] for p in pictures for c in p["cars"].values())
+        assert any(
+            c["aero"] and c["aero"]["overtake_available"]
+            for p in pictures
+            for c in p["cars"].values()
+        )
         check_laps_exact(race, truth)
         # The page: the player's own car in figures, a restricted car as unknown.
         expect(page.locator("#eng-fuel")).not_to_have_text("unknown")
@@ -270,7 +280,16 @@ def test_spectator_laps_exact_and_hidden_cars_unknown(
     try:
         page.goto(race.bridge.url + "engineer?car=0")
         expect(page.locator("#connection")).to_have_text("live")
-        truth = race.run(spectator=True, laps=2, seed=5, format=2025)
+        race.start(spectator=True, laps=2, seed=5, format=2025)
+        # While it runs, the dashboard's map carries the chosen car's rejoin ghost.
+        dashboard = browser.new_page(viewport={"width": 1440, "height": 900})
+        dashboard.goto(race.bridge.url)
+        expect(dashboard.locator("#car-select option")).not_to_have_count(0, timeout=30_000)
+        dashboard.select_option("#car-select", "4")
+        expect(dashboard.locator("#ghost-note")).to_contain_text("pit now: P", timeout=60_000)
+        dashboard.screenshot(path=_artifact("dashboard_rejoin_ghost.png"))
+        dashboard.close()
+        truth = race.finished()
         check_laps_exact(race, truth)
         # A spectator has no car of its own: car 0 is restricted like the others.
         expect(page.locator("#eng-frame")).not_to_have_text("\u2013")

@@ -97,6 +97,7 @@ ERS_MODES = {0: "none", 1: "medium", 2: "hotlap", 3: "overtake"}
 DAMAGE = NUMERIC_FIELDS[CAR_DAMAGE][4:]
 RUNNING = {2, 3}  # result_status: active, finished
 TREND_LAPS = 3
+LANE_LAPS = 0.1  # a pit lane takes about a tenth of a lap
 HISTORY_FRAMES = 64
 DAMAGE_FRAMES = 12  # CarDamage comes 10 a second: at 120 Hz, one in every 12 frames
 DEFAULT_WEAR_TARGET = 70.0
@@ -116,11 +117,13 @@ class Columns:
         self.uid = (where["header.session_uid_hi"], where["header.session_uid_lo"])
         self.player = where["header.player_car_index"]
 
-    def read(self, row: np.ndarray) -> tuple[dict[str, np.ndarray], int, float, str, int]:
-        values = row[self.index] if len(self.fields) else np.empty((0, CARS))
+    def read(self, row: np.ndarray) -> tuple[list[dict[str, float]], int, float, str, int]:
+        """(per car {field: value}, frame, session time, session uid, player car index)."""
+        per_car = row[self.index].T.tolist() if len(self.fields) else [[]] * CARS
         uid = (int(row[self.uid[0]]) << 32) | int(row[self.uid[1]])
+        fields = self.fields
         return (
-            dict(zip(self.fields, values, strict=True)),
+            [dict(zip(fields, values, strict=True)) for values in per_car],
             int(row[self.frame]),
             float(row[self.time]),
             str(uid),
@@ -143,6 +146,7 @@ class LapEnd:
     gap_ahead_ms: float | None
     gap_behind_ms: float | None
     stops: int
+    gap_to_leader_ms: float | None = None
 
 
 @dataclass
@@ -220,8 +224,7 @@ class Engineer:
             CAR_TELEMETRY: "telemetry",
             CAR_TELEMETRY_2: "telemetry2",
         }[stream]
-        for car in self.cars:
-            current = {name: float(column[car.index]) for name, column in values.items()}
+        for car, current in zip(self.cars, values, strict=True):
             setattr(car, target, current)
             if stream == CAR_STATUS:
                 car.status_frames.append((frame, current))
@@ -241,6 +244,7 @@ class Engineer:
                 "track": obj.get("track_name"),
                 "track_id": obj.get("track_id"),
                 "total_laps": obj.get("total_laps"),
+                "track_length_m": obj.get("track_length_m"),
             }
             self.pit_loss.track_id = obj.get("track_id")
             safety_car = int(obj.get("safety_car_status") or 0) != 0
@@ -259,15 +263,14 @@ class Engineer:
 
     # ------------------------------------------------------------------ laps
 
-    def _on_lap_data(self, values: dict[str, np.ndarray], frame: int, time_s: float) -> None:
+    def _on_lap_data(self, values: list[dict[str, float]], frame: int, time_s: float) -> None:
         if frame < self.frame:  # a flashback: what was pending is no longer sure
             for car in self.cars:
                 car.pending.clear()
                 car.trace_d.clear()
                 car.trace_t.clear()
         self.frame, self.time_s = frame, time_s
-        for car in self.cars:
-            now = {name: float(column[car.index]) for name, column in values.items()}
+        for car, now in zip(self.cars, values, strict=True):
             lap = int(now.get("current_lap_num", 0))
             if lap <= 0 or int(now.get("result_status", 0)) < 2:
                 car.lap_values = now
@@ -342,6 +345,7 @@ class Engineer:
                 if behind is not None
                 else None,
                 stops=int(now.get("num_pit_stops", 0)),
+                gap_to_leader_ms=_num(now.get("delta_to_race_leader_ms", math.nan)),
             )
         )
         clean = not car.lap_pit and not car.lap_invalid and lap_time > 0 and car.trace_d
@@ -391,6 +395,7 @@ class Engineer:
             "ers_harvested_mguh_j": None
             if hidden
             else _num(status.get("ers_harvested_this_lap_mguh_j", math.nan)),
+            "gap_to_leader_ms": end.gap_to_leader_ms,
             "gap_ahead_ms": end.gap_ahead_ms,
             "gap_behind_ms": end.gap_behind_ms,
         }
@@ -419,12 +424,24 @@ class Engineer:
             if car.lap > 0 and int(car.lap_values.get("result_status", 0)) == 2
         ]
 
+    def _by_position(self) -> dict[int, CarState]:
+        return {int(c.lap_values.get("car_position", 0)): c for c in self.cars if c.lap > 0}
+
     def _neighbours(
-        self, car: CarState, lap_values: dict[str, float] | None = None
+        self,
+        car: CarState,
+        lap_values: dict[str, float] | None = None,
+        by_position: dict[int, CarState] | None = None,
     ) -> tuple[CarState | None, CarState | None]:
         position = int((lap_values or car.lap_values).get("car_position", 0))
-        by_position = {int(c.lap_values.get("car_position", 0)): c for c in self.cars if c.lap > 0}
+        by_position = self._by_position() if by_position is None else by_position
         return by_position.get(position - 1), by_position.get(position + 1)
+
+    def _rivals(self) -> list[Rival]:
+        return [
+            Rival(c.index, c.lap_values.get("delta_to_race_leader_ms", 0.0), _gap_trend(c))
+            for c in self._running()
+        ]
 
     def delta_to_best_ms(self, car: CarState) -> float | None:
         if car.best_d is None or len(car.best_d) < 2 or not car.trace_d:
@@ -434,16 +451,17 @@ class Engineer:
             return None
         return float(now - np.interp(distance, car.best_d, car.best_t))
 
-    def rejoin(self, car: CarState) -> dict[str, Any] | None:
+    def rejoin(self, car: CarState, rivals: list[Rival] | None = None) -> dict[str, Any] | None:
         if car.lap == 0 or int(car.lap_values.get("result_status", 0)) != 2:
             return None
         loss, source = self.pit_loss.loss_s(self.safety_car)
-        rivals = [
-            Rival(c.index, c.lap_values.get("delta_to_race_leader_ms", 0.0))
-            for c in self._running()
-        ]
+        rivals = self._rivals() if rivals is None else rivals
         own = car.lap_values.get("delta_to_race_leader_ms", 0.0)
-        prediction = predict_rejoin(car.index, own, loss, rivals)
+        # To the pit exit: the rest of this lap, and the pit lane (about a tenth of one).
+        length = self.session.get("track_length_m") or 0
+        done = car.lap_values.get("lap_distance_m", 0.0) / length if length else 0.0
+        horizon = max(0.0, 1.0 - done) + LANE_LAPS
+        prediction = predict_rejoin(car.index, own, loss, rivals, horizon)
         return {
             "car_index": car.index,
             "lap": car.lap,
@@ -453,7 +471,12 @@ class Engineer:
             **prediction,
         }
 
-    def car_picture(self, index: int) -> dict[str, Any]:
+    def car_picture(
+        self,
+        index: int,
+        by_position: dict[int, CarState] | None = None,
+        rivals: list[Rival] | None = None,
+    ) -> dict[str, Any]:
         car = self.cars[index]
         hidden = self._hidden(index)
         lap = car.lap_values
@@ -465,7 +488,7 @@ class Engineer:
         fuel_laps = fuel / burn if fuel is not None and burn else None
         lines = car.stint.lines()
         reaching = car.stint.lap_reaching(self.wear_target_pct)
-        ahead, behind = self._neighbours(car)
+        ahead, behind = self._neighbours(car, by_position=by_position)
         damage = car.damage
         compound = status.get("visual_tyre_compound", math.nan)
         return {
@@ -516,10 +539,11 @@ class Engineer:
             "aero": _aero(car.telemetry2),
             "ahead": self._rival(car, ahead, "ahead"),
             "behind": self._rival(car, behind, "behind"),
-            "rejoin": self.rejoin(car),
+            "rejoin": self.rejoin(car, rivals),
         }
 
     def picture(self) -> dict[str, Any]:
+        by_position, rivals = self._by_position(), self._rivals()
         return {
             "session_uid": self.session_uid,
             "frame": self.frame,
@@ -535,18 +559,23 @@ class Engineer:
                 "stops_measured": len(self.stops),
             },
             "cars": {
-                str(car.index): self.car_picture(car.index) for car in self.cars if car.lap > 0
+                str(car.index): self.car_picture(car.index, by_position, rivals)
+                for car in self.cars
+                if car.lap > 0
             },
         }
 
     def rejoins(self) -> dict[str, Any]:
+        rivals = self._rivals()
         return {
             "session_uid": self.session_uid,
             "frame": self.frame,
             "session_time_s": self.time_s,
             "safety_car": self.safety_car,
             "cars": {
-                str(car.index): r for car in self._running() if (r := self.rejoin(car)) is not None
+                str(car.index): r
+                for car in self._running()
+                if (r := self.rejoin(car, rivals)) is not None
             },
         }
 
@@ -592,6 +621,19 @@ def _before(frames: deque, frame: int) -> tuple[int, dict[str, float]] | None:
         if seen < frame:
             return seen, values
     return (frame, {})
+
+
+def _gap_trend(car: CarState) -> float:
+    """ms a lap the car's gap to the leader has grown over its last green laps (0 unknown)."""
+    steps = [
+        b["gap_to_leader_ms"] - a["gap_to_leader_ms"]
+        for a, b in itertools.pairwise(car.laps[-(TREND_LAPS + 1) :])
+        if a["lap"] > 1
+        and not (a["pit"] or a["safety_car"] or b["pit"] or b["safety_car"])
+        and a["gap_to_leader_ms"] is not None
+        and b["gap_to_leader_ms"] is not None
+    ]
+    return statistics.fmean(steps) if steps else 0.0
 
 
 def _int(value: float | None) -> int | None:

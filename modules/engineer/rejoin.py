@@ -7,8 +7,9 @@ laps slowly, so a stop costs less); until a stop has been measured the track's d
 in, and under the safety car that default scaled down.
 
 Where a car would rejoin if it pitted now: its gap to the leader plus the loss, against every
-other running car's gap to the leader: the position that gives, the cars just ahead and behind,
-and the gaps to them.
+other running car's gap to the leader, each carried on to the pit exit at the rate it has been
+changing over the last green laps (the field spreads: a slow car ahead falls back on the way):
+the position that gives, the cars just ahead and behind, and the gaps to them.
 """
 
 from __future__ import annotations
@@ -54,14 +55,27 @@ class PitLoss:
 class Rival:
     car_index: int
     gap_to_leader_ms: float
+    trend_ms_per_lap: float = 0.0  # how its gap to the leader has been changing, green laps
+
+    def at(self, horizon_laps: float) -> Rival:
+        """This rival `horizon_laps` on, its gap carried on at its trend."""
+        gap = self.gap_to_leader_ms + self.trend_ms_per_lap * horizon_laps
+        return Rival(self.car_index, gap, self.trend_ms_per_lap)
 
 
 def predict_rejoin(
-    car_index: int, gap_to_leader_ms: float, loss_s: float, rivals: list[Rival]
+    car_index: int,
+    gap_to_leader_ms: float,
+    loss_s: float,
+    rivals: list[Rival],
+    horizon_laps: float = 0.0,
 ) -> dict[str, Any]:
-    """Where `car_index` comes out if it pits now (`rivals`: the other running cars)."""
-    projected = gap_to_leader_ms + loss_s * 1000.0
-    others = [r for r in rivals if r.car_index != car_index]
+    """Where `car_index` comes out if it pits now (`rivals`: the running cars). Everyone's gap
+    is carried on at its trend to the pit exit, `horizon_laps` from now: the field spreads."""
+    own = next((r for r in rivals if r.car_index == car_index), None)
+    trend = own.trend_ms_per_lap if own is not None else 0.0
+    projected = gap_to_leader_ms + trend * horizon_laps + loss_s * 1000.0
+    others = [r.at(horizon_laps) for r in rivals if r.car_index != car_index]
     ahead = [r for r in others if r.gap_to_leader_ms <= projected]
     behind = [r for r in others if r.gap_to_leader_ms > projected]
     just_ahead = max(ahead, key=lambda r: r.gap_to_leader_ms, default=None)
