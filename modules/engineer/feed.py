@@ -60,7 +60,7 @@ class Feed:
         self.samples = dict.fromkeys(INPUTS, 0)
         self.bad_json = 0
         self.published = {"engineer": 0, "laps": 0, "pit_rejoin": 0}
-        self._last_publish = 0.0
+        self._next_publish = 0.0
         self.started = time.monotonic()
         self.lock = threading.Lock()  # the worker's changes against STATUS/PICTURE readers
 
@@ -160,9 +160,10 @@ class Feed:
         if name != LAP_DATA:
             return
         now = time.monotonic()
-        if now - self._last_publish < self.period_s:
+        if now < self._next_publish:
             return
-        self._last_publish = now
+        # On a fixed beat, not "a period after the last": 60 Hz frames then give 20 Hz, not 15.
+        self._next_publish = max(self._next_publish + self.period_s, now - self.period_s / 2)
         # Stamped with the LapData's own LSL time: its age is what a consumer wants to know.
         push_json(self.outputs.engineer, {"type": "cars", **engineer.picture()}, timestamp=stamp)
         self.published["engineer"] += 1
