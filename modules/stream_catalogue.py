@@ -327,6 +327,11 @@ CATALOGUE: tuple[StreamDef, ...] = (
           "new session, flashback, restart, detected drops"),
     _json("raceplane.laps", "lap_timer", "one completed lap"),
     _json("raceplane.standings", "lap_timer", "the standings table, on every change"),
+    _json("raceplane.engineer", "engineer", "the race engineer's view: {type: cars} every "
+          "car's tyres (wear, fit per stint), fuel, ERS, damage, 2026 aero, cars around, delta "
+          "to best, at its rate; {type: lap} each lap's fuel, ERS and wear as it ended"),
+    _json("raceplane.pit_rejoin", "engineer", "where every running car would rejoin if it "
+          "pitted now (position, cars around, gaps, pit loss), every lap and under safety car"),
     _json("raceplane.livetiming", "livetiming", "one message of the F1 live timing feed as "
           "received: {topic, data, timestamp} (livetiming also fills the streams above that a "
           "real session has: lap_data, car_status, car_telemetry, motion, session, "

@@ -22,6 +22,8 @@ import numpy as np
 from modules.f1_udp.events import event_details_dtype, set_event
 from modules.f1_udp.layouts import MAX_CARS, NAME_LEN
 from modules.f1_udp.packets import PACKET_DTYPES, PacketId, fill_header, new_packet
+from modules.game_sim.car_model import FUEL_KG_PER_LAP
+from modules.game_sim.online import hide, restricted_cars
 from modules.game_sim.race import (
     COMPOUNDS,
     PIT_SPEED_KPH,
@@ -56,6 +58,9 @@ class Broadcaster:
         self._kinematics_cache: dict[str, np.ndarray] = {}
         self.overall_frame = -1
         self._absent: list[int] = []
+        options = sim.options
+        self.player = 255 if options.spectator else 0  # a spectator has no car of its own
+        self.restricted = restricted_cars(options.restricted_cars, len(sim.cars), options.spectator)
 
     # ----- the schedule ---------------------------------------------------------------------
 
@@ -122,7 +127,7 @@ class Broadcaster:
             session_time=self.sim.time_s,
             frame_identifier=max(self.sim.frame, 0),
             overall_frame_identifier=max(self.overall_frame, 0),
-            player_car_index=0,
+            player_car_index=self.player,
         )
 
     # ----- per-car arrays -----------------------------------------------------------------
@@ -235,8 +240,12 @@ class Broadcaster:
             engineTemperature=np.full(n, 105),
         )
         data["brakesTemperature"][:n] = (350 + 650 * brake)[:, None]
-        data["tyresSurfaceTemperature"][:n] = 92
-        data["tyresInnerTemperature"][:n] = 100
+        # Tyres heat with cornering load and speed; worn rubber runs hotter inside.
+        load = np.abs(k["speed"] ** 2 * k["curvature"]) / 9.81
+        surface = np.where(moving, 84 + 6 * np.clip(load, 0, 5) + kph / 60, 60)
+        wear = np.array([car.systems.wear for car in self.sim.cars])
+        data["tyresSurfaceTemperature"][:n] = np.round(surface[:, None] + (0, 1, 3, 4))
+        data["tyresInnerTemperature"][:n] = np.round(np.where(moving, 98, 80)[:, None] + wear / 5)
         data["tyresPressure"][:n] = (22.5, 22.5, 24.0, 24.0)
         packet["mfdPanelIndex"] = 255
         packet["mfdPanelIndexSecondaryPlayer"] = 255
@@ -252,14 +261,16 @@ class Broadcaster:
     def car_telemetry_2(self) -> bytes:
         packet = self._packet(PacketId.CAR_TELEMETRY_2)
         n = len(self.sim.cars)
-        straight = np.array([car.speed * 3.6 > 250 for car in self.sim.cars])
         data = packet["carTelemetry2Data"]
+        systems = [car.systems for car in self.sim.cars]
         _set(
             data,
             n,
-            activeAeroMode=straight,
-            activeAeroAvailable=np.ones(n),
-            overtakeAvailable=np.zeros(n),
+            activeAeroMode=[s.aero_low_drag for s in systems],
+            activeAeroAvailable=[s.aero_available for s in systems],
+            overtakeAvailable=[s.overtake_available for s in systems],
+            overtakeActive=[s.overtake_active for s in systems],
+            overtakeActivationDistance=[s.overtake_activation_m for s in systems],
         )
         data["2026Regulations"][:n] = 1
         self._blank_absent(data)
@@ -352,7 +363,7 @@ class Broadcaster:
             pitLimiterStatus=np.array([car.mode == "pit" for car in cars]),
             fuelInTank=np.array([car.fuel_kg for car in cars]),
             fuelCapacity=np.full(n, 110.0),
-            fuelRemainingLaps=np.array([car.fuel_kg / 1.6 for car in cars]),
+            fuelRemainingLaps=np.array([car.fuel_kg / FUEL_KG_PER_LAP for car in cars]),
             maxRPM=np.full(n, 13000),
             idleRPM=np.full(n, 4000),
             maxGears=np.full(n, 8),
@@ -363,19 +374,23 @@ class Broadcaster:
             vehicleFIAFlags=np.full(n, 3 if self.sim.safety_car_status else 0),
             enginePowerICE=550e3 * throttle_power,
             enginePowerMGUK=120e3 * throttle_power,
-            ersStoreEnergy=np.full(n, 3.0e6),
-            ersDeployMode=np.ones(n),
+            ersStoreEnergy=[car.systems.ers_store_j for car in cars],
+            ersDeployMode=[car.systems.ers_mode for car in cars],
+            ersHarvestedThisLapMGUK=[car.systems.ers_harvested_k_j for car in cars],
+            ersHarvestedThisLapMGUH=[car.systems.ers_harvested_h_j for car in cars],
+            ersDeployedThisLap=[car.systems.ers_deployed_j for car in cars],
         )
         self._blank_absent(data)
+        hide(packet, PacketId.CAR_STATUS, self.restricted)
         return packet.tobytes()
 
     def car_damage(self) -> bytes:
         packet = self._packet(PacketId.CAR_DAMAGE)
         data = packet["carDamageData"]
         for i, car in enumerate(self.sim.cars):
-            wear = COMPOUNDS[car.tyre].wear_pct_per_lap * car.tyre_age
-            data["tyresWear"][i] = (wear * 1.1, wear * 1.1, wear, wear)  # rears wear faster
+            data["tyresWear"][i] = car.systems.wear
         self._blank_absent(data)
+        hide(packet, PacketId.CAR_DAMAGE, self.restricted)
         return packet.tobytes()
 
     def car_setups(self) -> bytes:
@@ -409,6 +424,7 @@ class Broadcaster:
             fuelLoad=np.array(self._start_fuel),
         )
         self._blank_absent(data)
+        hide(packet, PacketId.CAR_SETUPS, self.restricted)
         return packet.tobytes()
 
     # ----- session-wide packets -------------------------------------------------------------
@@ -427,7 +443,8 @@ class Broadcaster:
         packet["sessionDuration"] = duration
         packet["sessionTimeLeft"] = max(0, duration - int(sim.time_s))
         packet["pitSpeedLimit"] = PIT_SPEED_KPH
-        packet["spectatorCarIndex"] = 255
+        packet["isSpectating"] = int(sim.options.spectator)
+        packet["spectatorCarIndex"] = self._spectated() if sim.options.spectator else 255
         zones = packet["marshalZones"]
         packet["numMarshalZones"] = 10
         zones["zoneStart"][:10] = np.arange(10) / 10.0
@@ -474,7 +491,7 @@ class Broadcaster:
             row["raceNumber"] = driver.race_number
             row["nationality"] = driver.nationality
             row["name"] = _name(driver.name, NAME_LEN[self.format])
-            row["yourTelemetry"] = 1
+            row["yourTelemetry"] = int(car.index not in self.restricted)
             row["showOnlineNames"] = 1
             row["platform"] = 255
             if "numColours" in data.dtype.names:
@@ -495,7 +512,7 @@ class Broadcaster:
             row["platform"] = 255
             row["name"] = _name(driver.name, NAME_LEN[self.format])
             row["carNumber"] = driver.race_number
-            row["yourTelemetry"] = 1
+            row["yourTelemetry"] = int(car.index not in self.restricted)
             row["showOnlineNames"] = 1
             row["readyStatus"] = 1
         return packet.tobytes()
@@ -534,9 +551,15 @@ class Broadcaster:
             row["tyreVisualCompound"] = COMPOUNDS[compound].visual
         return packet.tobytes()
 
+    def _spectated(self) -> int:
+        """The car a spectator's camera follows: the leader."""
+        return min(self.sim.cars, key=lambda c: c.position).index
+
     def tyre_sets(self, car: Car) -> bytes:
         packet = self._packet(PacketId.TYRE_SETS)
         packet["carIdx"] = car.index
+        if car.index in self.restricted:  # all of it is hidden: only the car index is sent
+            return packet.tobytes()
         fitted = TYRE_SETS.index(car.tyre) + (car.pit_stops if car.tyre == "soft" else 0)
         fitted_offset = COMPOUNDS[car.tyre].offset_s
         sets = packet["tyreSetData"]
@@ -551,7 +574,7 @@ class Broadcaster:
             row["lapDeltaTime"] = round((compound.offset_s - fitted_offset) * 1000)
             if i == fitted:
                 row["fitted"] = 1
-                row["wear"] = min(100, round(compound.wear_pct_per_lap * car.tyre_age))
+                row["wear"] = min(100, round(max(car.systems.wear)))
         for i in range(len(TYRE_SETS), 20):  # 4 intermediate and 3 wet sets
             sets[i]["actualTyreCompound"] = sets[i]["visualTyreCompound"] = 7 if i < 17 else 8
             sets[i]["available"] = 1

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from modules.game_sim.car_model import FUEL_KG_PER_LAP, SC_FUEL, CarSystems
 from modules.game_sim.roster import DRIVERS, Driver
 from modules.game_sim.tracks import Track, get_track
 
@@ -87,6 +88,9 @@ class SessionOptions:
     red_flag_at_lap: int = 0  # the race is red-flagged when the leader is on this lap (0: never)
     late_joiners: int = 0  # cars (the last slots) that join the session after its start
     penalties: int = 0  # race cars given a penalty (a time penalty, drive-through, stop-go, ...)
+    restricted_cars: int = 0  # online: cars whose drivers restrict their telemetry
+    spectator: bool = False  # online: the receiver spectates (no car of its own, index 255)
+    pit_spread: bool = False  # stops spread over the race by grid slot, not drawn at random
 
     def validate(self) -> None:
         if self.session not in SESSION_TYPES:
@@ -116,6 +120,11 @@ class SessionOptions:
             raise ValueError(
                 f"red_flag_at_lap must be 0 (none) or a lap of a race before its last, "
                 f"2..{self.laps - 1}, not {self.red_flag_at_lap} in a {self.session}"
+            )
+        if not 0 <= self.restricted_cars <= self.cars - (not self.spectator):
+            raise ValueError(
+                f"restricted_cars must be 0..{self.cars - (not self.spectator)} "
+                f"(the player sees their own car), not {self.restricted_cars}"
             )
         joiners = 0 if self.session == "time_trial" else self.cars // 2 - 1
         if self.penalties and (self.session != "race" or self.laps < 4):
@@ -217,6 +226,10 @@ class Car:
     pit_visits: list[dict[str, Any]] = field(default_factory=list)
     stint_ages: list[int] = field(default_factory=lambda: [0])  # tyre age at each stint's start
     laps_led: int = 0
+    systems: CarSystems = field(default_factory=CarSystems)
+    rejoins: list[dict[str, Any]] = field(default_factory=list)  # where it left the pit lane
+    # At every line: the engineer's figures as the lap ended (the frame before the crossing).
+    lap_systems: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def completed(self) -> int:
@@ -260,6 +273,8 @@ class RaceSim:
         self._light_times: list[float] = []
         self._sc_deploy_s: float | None = None
         self._sc_end_s = 0.0
+        self._by_position: dict[int, Car] = {}  # this frame's order, for the ERS model
+        self._exits: list[Car] = []  # cars that left the pit lane after a stop this frame
         self._sc_returning = False
         self._end_s: float | None = None
         self.red_flag = False
@@ -287,10 +302,13 @@ class RaceSim:
         count = 1 if self.session_type == "time_trial" else self.options.cars
         drivers = list(DRIVERS[:count]) if count > 1 else [DRIVERS[0]]
         cars = []
+        # Its own generator: the tyre model leaves the race's draws, and so its seeds, as they were.
+        tyre_rng = np.random.default_rng([self.options.seed, 20])
         for index, driver in enumerate(drivers):
             pace = driver.team.pace + driver.skill + float(self.rng.normal(0.0, 0.0015))
             car = Car(index, driver, pace, self.track.length_m)
             car.lateral_m = float(self.rng.uniform(-2.5, 2.5))
+            car.systems.wear_factor = float(tyre_rng.uniform(0.85, 1.15))
             cars.append(car)
         return cars
 
@@ -313,9 +331,11 @@ class RaceSim:
                 car.tyre = "soft" if position <= 10 else "medium"
                 car.fuel_kg = 1.6 * laps + 3.0
                 if laps >= 3:  # one stop: the dry-race rule of two compounds
-                    car.pit_laps = (
-                        int(self.rng.integers(max(1, laps // 3), max(2, laps - laps // 4))),
-                    )
+                    lap = int(self.rng.integers(max(1, laps // 3), max(2, laps - laps // 4)))
+                    # A pit lane wholly after the line is entered on the lap after the decision.
+                    if self.options.pit_spread:  # neighbours on the grid stop laps apart
+                        lap = 2 + (position - 1) % (laps - 3) if laps > 4 else lap
+                    car.pit_laps = (lap + (not self.track.lane_crosses_line),)
                 car.lap_positions[1] = position
             count = min(self.options.retirements, self._on_grid - 1)
             retiring = self.rng.choice(self._on_grid, size=count, replace=False) if count else []
@@ -341,7 +361,7 @@ class RaceSim:
                 car.tyre = "soft"
                 car.fuel_kg = 12.0
                 car.launched_s = 2.0 + 6.0 * slot  # leaves the garage then
-                car.distance = self.track.pit_box_m
+                car.distance = self.track.garage_m
                 car.laps_planned = laps + 1
                 car.lap_positions[1] = car.position
         self._schedule_late_joiners()
@@ -375,7 +395,7 @@ class RaceSim:
             car.launched_s = car.join_s + 3.0
             car.mode = "absent"
             car.pre_line = False
-            car.distance = self.track.pit_box_m
+            car.distance = self.track.garage_m
             car.tau = self.line.tau_at(car.distance)
             car.position = car.grid_position = car.index + 1
             car.lap_positions = {}
@@ -431,11 +451,13 @@ class RaceSim:
         self.time_s = self.frame * self.dt
         if self.session_type == "race":
             self._race_control(t_prev, events)
+        self._by_position = {car.position: car for car in self.cars}
         for car in self._movement_order():
             self._move(car, t_prev, events)
             if car.penalty_plan is not None:
                 self._stewards(car, events)
         self._update_positions(events)
+        self._record_exits()
         self._check_end(events)
         return events
 
@@ -567,9 +589,29 @@ class RaceSim:
             self._move_in_pit(car, t_prev, events)
         else:
             self._move_on_track(car, t_prev, events)
-        if car.fuel_kg > 0:
-            car.fuel_kg = max(0.0, car.fuel_kg - car.speed * self.dt * 1.6 / self.track.length_m)
+        if car.status == "running":
+            self._burn_and_wear(car)
         self._record_buckets(car)
+
+    def _burn_and_wear(self, car: Car) -> None:
+        """Fuel, tyres and ERS for this frame's movement (a finished car's stay as they were)."""
+        safety_car = bool(self.safety_car_status or self.red_flag)
+        moved = car.speed * self.dt
+        burn = moved * FUEL_KG_PER_LAP / self.track.length_m * (SC_FUEL if safety_car else 1.0)
+        car.fuel_kg = max(0.0, car.fuel_kg - burn)
+        ahead = self._by_position.get(car.position - 1)
+        close = ahead is not None and 0 < self.gap_ms(car, ahead) < 1000
+        car.systems.advance(
+            self.dt,
+            moved,
+            car.speed * 3.6,
+            float(self.line.accel[self.line.sample(car.distance)]),
+            car.mode == "track",
+            safety_car,
+            COMPOUNDS[car.tyre].wear_pct_per_lap,
+            self.track.length_m,
+            close,
+        )
 
     def _pace_factor(self, car: Car) -> float:
         rate = self.line.lap_tau / car.lap_target_s
@@ -714,6 +756,10 @@ class RaceSim:
             return
         if new >= track.pit_exit_m and old < track.pit_exit_m:
             self._leave_pit_lane(car, events)
+            # A lane wholly inside the lap: the lap that came in goes out again.
+            car.lap_pit_out = car.lap_pit_out or car.lap_pit_in
+            if car.pit_stops and not self.red_flag:
+                self._exits.append(car)
             car.mode = "track"
             car.pit_status = 0
             car.distance = track.pit_exit_m
@@ -787,10 +833,16 @@ class RaceSim:
         )
 
     def _change_tyres(self, car: Car) -> None:
+        """The old set's stint ends with the in-lap; a lap the car is on at the box and does
+        not end in the pit lane (an out-lap) counts for the new set."""
         previous = car.tyre
-        car.stints.append((previous, car.lap - 1))
+        in_lap_done = not (self.track.box_before_line and car.lap_pit_in)
+        car.stints.append((previous, car.lap - 1 if in_lap_done else car.lap))
+        car.tyre = _next_compound(previous)
+        car.systems.new_set()
         car.stint_ages.append(0)  # a new set
-        car.tyre = "hard" if previous != "hard" else "medium"
+        if in_lap_done:
+            car.lap_tyre = car.tyre
         car.tyre_age = 0
         car.pit_stops += 1
 
@@ -811,6 +863,9 @@ class RaceSim:
             invalid_sector=car.invalid_sector,
         )
         car.laps.append(record)
+        car.lap_systems.append(
+            {"lap": car.lap, "fuel_in_tank_kg": car.fuel_kg, **car.systems.truth()}
+        )
         if record.valid and (car.best_lap_ms == 0 or lap_ms < car.best_lap_ms):
             car.best_lap_ms = lap_ms
         if (
@@ -831,11 +886,13 @@ class RaceSim:
         car.sector_end_ms = []
         car.lap_invalid = False
         car.lap_pit_in = False
-        car.lap_pit_out = record.pit_in  # the in-lap ends in the pit lane: the next is the out-lap
-        tyres_due = record.pit_in and not car.serving
-        car.lap_tyre = car.tyre if not tyres_due else ("hard" if car.tyre != "hard" else "medium")
+        # An in-lap that ends in the pit lane: the next is the out-lap (its tyre is set at the box).
+        car.lap_pit_out = record.pit_in and car.mode == "pit"
+        car.lap_tyre = car.tyre
         car.lap_target_s = self._lap_target(car)
         car.lap_positions[car.lap] = car.position
+        ahead = self._by_position.get(car.position - 1)
+        car.systems.new_lap(self.gap_ms(car, ahead) if ahead else 0, car.distance)
         self._plan_invalid(car)
 
     def _session_done_for(self, car: Car, when: float, events: list[SimEvent]) -> bool:
@@ -941,6 +998,48 @@ class RaceSim:
             if other is not car and other.driver.team is car.driver.team:
                 return other
         return None
+
+    def _record_exits(self) -> None:
+        """Where each car that left the pit lane this frame rejoined: TRUTH for the engineer's
+        rejoin prediction (its position, the car ahead and the gap to it on the road)."""
+        by_position = {car.position: car for car in self.cars}
+        for car in self._exits:
+            ahead = by_position.get(car.position - 1)
+            # Every car ahead on the road, and how long ago it passed where this car is now.
+            gaps = {
+                other.index: gap
+                for other in self.cars
+                if other.position < car.position
+                and other.status == "running"
+                and (gap := self._passed_ms_ago(other, car.total_distance)) is not None
+            }
+            car.rejoins.append(
+                {
+                    "in_lap": car.lap if car.lap_pit_in else car.lap - 1,
+                    "entered_s": car.pit_lane_enter_s,
+                    "exited_s": self.time_s,
+                    "position": car.position,
+                    "ahead": ahead.index if ahead else None,
+                    "gap_ahead_ms": gaps.get(ahead.index) if ahead else None,
+                    "safety_car": bool(self.safety_car_status),
+                    "ahead_gaps_ms": {str(index): gap for index, gap in gaps.items()},
+                }
+            )
+        self._exits = []
+
+    def _passed_ms_ago(self, car: Car, total_distance: float) -> int | None:
+        """How long ago `car` passed `total_distance` (its bucket times, interpolated)."""
+        at = total_distance / GAP_BUCKET_M
+        k = int(at)
+        if k < 0 or k >= len(car.bucket_s):
+            return None  # not there yet
+        start = car.bucket_s[k]
+        if k + 1 < len(car.bucket_s):
+            passed = start + (car.bucket_s[k + 1] - start) * (at - k)
+        else:  # passed it inside the bucket it is in now
+            covered = max(car.total_distance - k * GAP_BUCKET_M, 1e-6)
+            passed = start + (self.time_s - start) * min(1.0, (at - k) * GAP_BUCKET_M / covered)
+        return _ms(self.time_s - passed)
 
     def _record_buckets(self, car: Car) -> None:
         if car.pre_line or self.session_type != "race":
@@ -1090,6 +1189,13 @@ class RaceSim:
                     "status": car.status,
                     "position": car.position,
                     "laps": [record.truth() for record in car.laps],
+                    "pit_stop_count": car.pit_stops,
+                    # Fuel, tyres, ERS: now, and as each lap ended.
+                    "systems": {"fuel_in_tank_kg": car.fuel_kg, **car.systems.truth()},
+                    "lap_systems": list(car.lap_systems),
+                    "rejoins": list(car.rejoins),
+                    # (compound, last lap on it); the set on at the end closes with the last lap
+                    "stint_ends": [[tyre, end] for tyre, end in _all_stints(car)],
                     **self._report_truth(car),
                 }
             )
@@ -1109,6 +1215,16 @@ def _stints_so_far(car: Car) -> list[tuple[str, int]]:
     if car.status == "running":
         return [*car.stints, (car.tyre, car.completed)]
     return list(car.stints)
+
+
+def _all_stints(car: Car) -> list[tuple[str, int]]:
+    """The sets the car completed laps on (one fitted and then retired on is left out)."""
+    stints = [*car.stints, (car.tyre, car.completed)] if car.status == "running" else car.stints
+    return [stint for i, stint in enumerate(stints) if stint[1] > (stints[i - 1][1] if i else 0)]
+
+
+def _next_compound(tyre: str) -> str:
+    return "hard" if tyre != "hard" else "medium"
 
 
 def _ms(seconds: float) -> int:

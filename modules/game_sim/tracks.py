@@ -15,6 +15,8 @@ from functools import cached_property
 
 import numpy as np
 
+from modules.game_sim.circuits import CIRCUITS
+
 STEP_M = 2.0  # resolution of the sampled centre line
 MAX_SPEED_MS = 95.0
 LATERAL_G = 4.0 * 9.81
@@ -30,11 +32,28 @@ class Track:
     sector2_start_m: float
     sector3_start_m: float
     reference_lap_s: float  # a competitive race lap; the fastest cars run close to it
-    pit_entry_m: float  # lap distance where the pit lane leaves the track (before the line)
-    pit_box_m: float  # lap distance of the pit boxes (after the line)
+    # The pit lane runs from entry to exit in the direction of travel, across the timing line
+    # when the exit's lap distance is below the entry's; the boxes lie anywhere between.
+    pit_entry_m: float  # lap distance where the pit lane leaves the track
+    pit_box_m: float  # lap distance of the pit boxes
     pit_exit_m: float  # lap distance where the pit lane rejoins
     speed_trap_m: float
     control_points: tuple[tuple[float, float], ...]  # clockwise, first point on the start line
+
+    @property
+    def box_before_line(self) -> bool:
+        """The line lies between the boxes and the exit: the stop is part of the in-lap."""
+        return self.pit_box_m > self.pit_exit_m
+
+    @property
+    def lane_crosses_line(self) -> bool:
+        return self.pit_exit_m < self.pit_entry_m
+
+    @property
+    def garage_m(self) -> float:
+        """Where a car leaving its garage joins the pit lane: past the line if the lane crosses
+        it (a garage-out lap is not begun just before the line), else at the boxes."""
+        return 1.0 if self.box_before_line else self.pit_box_m
 
     @cached_property
     def line(self) -> CentreLine:
@@ -269,6 +288,7 @@ TRACKS: dict[str, Track] = {
         ),
     ),
 }
+TRACKS.update({key: Track(**data) for key, data in CIRCUITS.items()})
 DEFAULT_TRACK = "monza"
 
 

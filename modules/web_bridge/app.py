@@ -31,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
+from . import engineer
 from .analysis import Recordings, add_routes
 from .feeds import RING_SAMPLES, Feeds
 from .hub import Hub
@@ -371,6 +372,7 @@ def create_app(parts: Parts) -> FastAPI:
 
     add_routes(app, Recordings(parts.recorder, lap_version), STATIC)
 
+    engineer.register(app, parts.feeds)
     return app
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from modules.f1_udp.appendix import SAFETY_CAR_STATUS_NAMES
 
+from . import engineer
+
 CARS = 22
 # The car fields the dashboard reads from the numeric streams.
 TELEMETRY_FIELDS = ("speed_kph", "throttle", "brake", "gear", "engine_rpm", "drs")
@@ -48,6 +50,7 @@ JSON_STREAMS = frozenset(
         "raceplane.events",
         "raceplane.laps",
         "raceplane.standings",
+        *engineer.STREAMS,
     )
 )
 TYRES = {16: "soft", 17: "medium", 18: "hard", 7: "inter", 8: "wet"}
@@ -173,12 +176,15 @@ class LiveState:
         self._outline_session: str | None = None
         self._tracer: int | None = None
         self._outline_sent = 0
+        self.engineer = engineer.EngineerView()
 
     # ---- JSON streams ----------------------------------------------------------------------
 
     def on_json(self, stream: str, obj: Any) -> list[Message]:
         if not isinstance(obj, dict):
             return []
+        if stream in engineer.STREAMS:
+            return [Message(kind, data) for kind, data in self.engineer.on_json(stream, obj)]
         handler = {
             "raceplane.session": self._on_session,
             "raceplane.participants": self._on_participants,
@@ -480,6 +486,7 @@ class LiveState:
             "laps": list(self.laps)[-50:],
             "positions": self.positions(),
             "outline": self.outline,
+            **self.engineer.snapshot(),
         }
 
 

@@ -40,6 +40,12 @@ export class TrackMap {
     this.styleOf = styleOf;
   }
 
+  // The pit-rejoin ghost: a dashed ring just behind the car it would rejoin behind
+  // ({car_index, label}, or null for none).
+  setGhost(ghost) {
+    this.ghost = ghost;
+  }
+
   reset() {
     this.outline = [];
     this.bounds = [Infinity, -Infinity, Infinity, -Infinity];
@@ -102,6 +108,20 @@ export class TrackMap {
       ctx.stroke();
       ctx.fillStyle = "#0b0d12";
       ctx.fillText(String(s.position || ""), sx(p.x), sz(p.z) + 0.5);
+    }
+    const anchor = this.ghost && this.cars.find((p) => p.car_index === this.ghost.car_index);
+    if (anchor) {
+      const gx = sx(anchor.x) + radius * 2.2;
+      const gz = sz(anchor.z) + radius * 2.2;
+      ctx.setLineDash([4, 3]);
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = "#ffffff";
+      ctx.beginPath();
+      ctx.arc(gx, gz, radius, 0, Math.PI * 2);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.fillStyle = "#ffffff";
+      ctx.fillText(this.ghost.label, gx, gz + 0.5);
     }
   }
 }

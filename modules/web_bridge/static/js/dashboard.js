@@ -138,6 +138,7 @@ function select(carIndex) {
   $("#car-select").value = String(carIndex);
   live.subscribe([carIndex]);
   for (const tr of $("#tower tbody").children) tr.classList.toggle("selected", tr.dataset.car === String(carIndex));
+  showGhost();
 }
 
 function addFeed(list, item, max) {
@@ -205,6 +206,17 @@ function renderInputs(inputs) {
   banner.hidden = problems.length === 0;
 }
 
+// Where the selected car would rejoin if it pitted now: a ghost behind that car on the map.
+function showGhost() {
+  const rejoin = view.rejoin && view.selected !== null && view.rejoin.cars
+    ? view.rejoin.cars[String(view.selected)] : null;
+  const ahead = rejoin && rejoin.ahead;
+  map.setGhost(ahead ? { car_index: ahead.car_index, label: `P${rejoin.position}` } : null);
+  const note = $("#ghost-note");
+  if (note) note.textContent = rejoin ? `pit now: P${rejoin.position}` : "";
+  redraw(map);
+}
+
 const live = new Live(
   {
     snapshot(data) {
@@ -222,6 +234,8 @@ const live = new Live(
       $("#log").replaceChildren();
       (data.logs || []).forEach(renderLog);
       renderInputs(data.inputs);
+      view.rejoin = data.pit_rejoin || null;
+      showGhost();
     },
     session(data) {
       if (view.sessionUid && data.session_uid !== view.sessionUid) { map.reset(); redraw(map); }
@@ -237,6 +251,7 @@ const live = new Live(
     log: renderLog,
     inputs: renderInputs,
     telemetry: renderTelemetry,
+    pit_rejoin: (data) => { view.rejoin = data; showGhost(); },
   },
   (state) => {
     const node = $("#connection");
