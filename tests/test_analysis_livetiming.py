@@ -72,11 +72,6 @@ def test_a_real_session_opens_with_fastf1s_drivers(packed, tables):
     assert (mine["LapTime"] > pd.Timedelta(0)).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: the live-timing lap derivation (modules/livetiming/state.py) numbers "
-    "laps one too high and times laps from the clock; this passes once it is fixed",
-)
 @pytest.mark.parametrize("packed", FILES, ids=[f.name.split(".")[0] for f in FILES])
 def test_every_lap_fastf1_times_is_ours_to_the_millisecond(packed, tables):
     theirs, mine = tables[packed]

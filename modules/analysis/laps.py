@@ -130,7 +130,8 @@ def run_lap_timer(streams: Streams) -> LapTimer:
         stream = streams.json.get(name)
         if stream is not None:
             batch += _distinct(name, stream, end)
-    refused = inputs.handle_batch(batch)
+    batch.sort(key=lambda item: item[0])  # one timeline; equal stamps keep their order
+    refused = inputs.handle_batch((stream, sample) for _, stream, sample in batch)
     if refused:
         stream, error = refused[0]
         streams.warnings.append(f"{len(refused)} samples the lap timer refused ({stream}: {error})")
