@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dareplane_utils.lsl_config import ENV_VAR, LslConfig, write_config
+from dareplane_utils.lsl_defaults import QUIET_CONFIG
 from modules.control_room.setup import ControlRoomSettings, ModuleSpec, Setup
 
 FROM_SETUP = "setup file"
@@ -66,8 +67,11 @@ def choose(setup: Setup | None, environ: Mapping[str, str] = os.environ) -> LslC
     settings = setup.settings if setup else ControlRoomSettings()
     if settings.lsl_config is not None:
         return LslChoice(_existing(settings.lsl_config, "the setup file's lsl_config"), FROM_SETUP)
-    if environ.get(ENV_VAR):
-        return LslChoice(_existing(Path(environ[ENV_VAR]), ENV_VAR), FROM_ENVIRONMENT)
+    # The quiet config (modules/__init__.py sets it when the user has none) is no choice of
+    # the user's: the stack still makes its own.
+    named = environ.get(ENV_VAR)
+    if named and Path(named) != QUIET_CONFIG:
+        return LslChoice(_existing(Path(named), ENV_VAR), FROM_ENVIRONMENT)
     config = stack_config(settings, setup.modules if setup else {})
     return LslChoice(write_config(config), FROM_STACK, config)
 
