@@ -21,7 +21,7 @@ from modules.stream_catalogue import STREAMS
 
 REPO = Path(__file__).resolve().parent.parent
 LAP_FIELDS = ("lap_time_ms", "sector_ms", "valid", "pit_in", "pit_out", "tyre")
-RACE = {"laps": 2, "cars": 12, "speed": 20, "rate": 20, "seed": 8, "track": "monza"}
+RACE = {"laps": 2, "cars": 20, "speed": 20, "rate": 20, "seed": 8, "track": "monza"}
 
 
 @pytest.fixture(scope="module")
