@@ -96,6 +96,8 @@ def test_a_capture_replayed_flat_out_ends_with_every_lap_of_truth(spawn, tmp_pat
         "raceplane.session",
         "raceplane.participants",
         "raceplane.events",
+        "raceplane.session_history",
+        "raceplane.final_classification",
     }
     wait_until(lambda: decoder.request("STATUS")["received"] == datagrams, timeout=10)
     assert decoder.request("STATUS").get("kernel_drops", 0) == 0
