@@ -180,7 +180,7 @@ def replay_laps(paths, caplog) -> tuple:
 
     with caplog.at_level(logging.WARNING):
         report = replay(
-            paths, publish, logging.getLogger("test"), flat_out=True, order_gap_s=0, max_rate=0
+            paths, publish, logging.getLogger("test"), flat_out=True
         )
     return laps, report
 
