@@ -179,9 +179,7 @@ def replay_laps(paths, caplog) -> tuple:
             laps.setdefault(uid, set()).add(lap)
 
     with caplog.at_level(logging.WARNING):
-        report = replay(
-            paths, publish, logging.getLogger("test"), flat_out=True
-        )
+        report = replay(paths, publish, logging.getLogger("test"), flat_out=True)
     return laps, report
 
 
