@@ -33,6 +33,7 @@ import numpy as np
 from dareplane_utils.stream_watcher.outlets import ChannelSpec, StreamSpec
 from modules.f1_udp import FORMATS, PACKET_DTYPES, PacketId, packet_dtype
 
+USER_PREFIX = "raceplane.user."  # users' own stores (modules.live.store); not session data
 CARS = 22  # the contract's car slots per numeric stream (see the 2026 note in DESIGN.md)
 WHEELS = ("rl", "rr", "fl", "fr")
 

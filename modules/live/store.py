@@ -40,8 +40,9 @@ from dareplane_utils.stream_watcher.outlets import (
     push_json,
 )
 from modules.recorder.loader import load
+from modules.stream_catalogue import USER_PREFIX
 
-PREFIX = "raceplane.user."
+PREFIX = USER_PREFIX
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 

@@ -27,6 +27,7 @@ from dareplane_utils.stream_watcher.lsl_stream_watcher import (
     StreamWatcher,
 )
 from modules.expected_inputs import expect
+from modules.stream_catalogue import USER_PREFIX
 
 from .sources import SESSION_STREAMS, SourceRule, producer_of
 from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFrame
@@ -139,6 +140,9 @@ class Feeds:
                 (info.name(), info.source_id(), info.created_at())
                 for info in infos
                 if info.name().startswith(PREFIX)
+                # a user's store is theirs and the recorder's: a reader here would make the
+                # store's wait_for_recorder() return before the recording has the stream
+                and not info.name().startswith(USER_PREFIX)
                 and (self.only is None or info.name() in self.only)
             ]
             self._choose_source(seen)
