@@ -14,15 +14,17 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse
 
-from modules.analysis import RecordingError, Session, open_recording
-from modules.analysis.charts import compare_data
-
 from .links import Refused, Unreachable
+
+if TYPE_CHECKING:
+    # pandas and plotly (through modules.analysis) cost the bridge 0.4 s of start and ~60 MB;
+    # they are imported when the compare page is first used.
+    from modules.analysis import Session
 
 LIVE = "live"
 RECORDING_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.xdf")
@@ -79,6 +81,8 @@ class Recordings:
         return paths, (tuple(paths), tuple(stats))
 
     def session(self, name: str) -> Session:
+        from modules.analysis import RecordingError, open_recording
+
         paths, version = self.files(name)
         with self._lock:
             cached = self._open.get(name)
@@ -189,6 +193,8 @@ def add_routes(app: FastAPI, recordings: Recordings, static: Path) -> None:
         telemetry = [session.telemetry(lap) for lap in laps]
         if not all(t["Speed"].notna().any() for t in telemetry):
             raise HTTPException(404, "no car telemetry for these laps in the recording")
+        from modules.analysis.charts import compare_data
+
         data = compare_data(*telemetry)
         data["names"] = [f"{lap['Driver']} lap {lap['LapNumber']}" for lap in laps]
         data["lap_times_s"] = [lap["LapTime"].total_seconds() for lap in laps]
