@@ -6,6 +6,7 @@ PyPI's dareplane-utils shares our import name `dareplane_utils`, so a peer never
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 import venv
@@ -20,10 +21,14 @@ def peer_python(name: str, requirements: list[str]) -> Path:
     python = directory / "bin" / "python"
     stamp = directory / ".installed"
     wanted = "\n".join(requirements)
-    if not (stamp.exists() and stamp.read_text() == wanted):
-        venv.EnvBuilder(with_pip=True, clear=True).create(directory)
-        subprocess.run([python, "-m", "pip", "install", "--quiet", *requirements], check=True)
-        stamp.write_text(wanted)
+    BENCH_DIR.mkdir(exist_ok=True)
+    # Two test workers or benches may want the same venv at once: one builds, the other waits.
+    with (BENCH_DIR / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (stamp.exists() and stamp.read_text() == wanted):
+            venv.EnvBuilder(with_pip=True, clear=True).create(directory)
+            subprocess.run([python, "-m", "pip", "install", "--quiet", *requirements], check=True)
+            stamp.write_text(wanted)
     return python
 
 
