@@ -25,7 +25,7 @@ from modules.livetiming.topics import TopicError
 from modules.stream_catalogue import STREAMS
 
 ROOT = Path(__file__).resolve().parent.parent
-SESSION = ROOT.parent / "shared" / "data" / "livetiming" / "2023_baku_sprint.txt.gz"
+SESSION = ROOT.parent / "shared" / "data" / "livetiming" / "2024_spain_qualifying.txt.gz"
 LAP_FIELDS = ("lap_time_ms", "sector_ms", "valid", "pit_in", "pit_out", "tyre")
 
 
@@ -49,7 +49,7 @@ def test_live_timing_topics_of_a_replayed_session(tmp_path: Path) -> None:
     want = published(path)
     want_rc = [m for m in want if m["topic"] == "RaceControlMessages"]
     want_timing = [m for m in want if m["topic"] == "TimingData"]
-    assert len(want_rc) > 40 and len(want_timing) > 5000
+    assert len(want_rc) > 10 and len(want_timing) > 5000
 
     live = LiveClient(missing_after_s=60)
     messages: list[dict] = []
@@ -65,7 +65,7 @@ def test_live_timing_topics_of_a_replayed_session(tmp_path: Path) -> None:
     live.on("TimingData", timing.append)
     with live:
         # Paced (not flat out), so the client finds the stream, created with the first
-        # message, long before the session's first race control message (6 s in: 60 ms here).
+        # message, long before the session's first race control message (807 s in: 8 s here).
         replay = subprocess.run(
             [sys.executable, "-m", "modules.livetiming.cli", "--log-port", str(free_port()),
              "replay", str(path), "--speed", "100", "--linger-s", "2"],
