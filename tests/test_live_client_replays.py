@@ -4,10 +4,12 @@ and the lap timer (laps, telemetry), each a real process publishing on LSL."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import itertools
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -113,11 +115,27 @@ def test_laps_and_telemetry_of_a_replayed_game_capture(spawn, tmp_path: Path) ->
     (info,) = pylsl.resolve_byprop("name", "raceplane.car_telemetry", 1, 30)
     raw = pylsl.StreamInlet(info, max_buflen=600)
     raw.open_stream(timeout=10)
+    # The same laps through asyncio: a second client, run_async in an event loop of its own.
+    in_loop = LiveClient(missing_after_s=30)
+    async_laps: list[dict] = []
+    finished = threading.Event()
+
+    @in_loop.on("laps")
+    async def keep(lap: dict) -> None:
+        await asyncio.sleep(0)
+        async_laps.append(lap)
+
+    loop = threading.Thread(
+        target=asyncio.run,
+        args=(in_loop.run_async(until=finished.is_set, timeout_s=300),),
+        daemon=True,  # a failing test leaves it to its timeout
+    )
+    loop.start()
     with live:
         wait_until(
-            lambda: live.status()["missing"] == [],
+            lambda: live.status()["missing"] == [] == in_loop.status()["missing"],
             timeout=60,
-            message="the client reading the lap timer's laps and the decoder's telemetry",
+            message="the clients reading the lap timer's laps and the decoder's telemetry",
         )
         replay = subprocess.run(
             [sys.executable, "-m", "modules.game_sim.replay", str(tmp_path / "race.rpcap"),
@@ -134,6 +152,9 @@ def test_laps_and_telemetry_of_a_replayed_game_capture(spawn, tmp_path: Path) ->
             timeout=60,
             message="every lap of the capture delivered",
         )
+        wait_until(lambda: len(async_laps) >= len(laps), message="every lap through asyncio")
+        finished.set()
+        loop.join(timeout=30)
     mine = [lap for lap in laps if lap["session_uid"] == uid]
     keys = [(lap["car_index"], lap["lap"]) for lap in mine]
     assert len(keys) == len(set(keys)) == len(expected)  # each exactly once
@@ -144,6 +165,7 @@ def test_laps_and_telemetry_of_a_replayed_game_capture(spawn, tmp_path: Path) ->
         numbers = [n for c, n in keys if c == car]
         assert numbers == sorted(numbers)
     assert also == laps
+    assert async_laps == laps and not loop.is_alive()
     # Telemetry at 5 Hz by the game's clock, named, with units, equal to the decoder's samples.
     ours = [t for t in telemetry if t.session_uid == int(truth["session_uid"])]
     assert len(ours) > 20 and {t.car for t in ours} == {3}
