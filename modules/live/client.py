@@ -14,7 +14,9 @@
 Every sample of a stream is read exactly once, in order (StreamWatcher.pull). Delivery is
 event-driven: each stream has a thread that looks for it, then sleeps in liblsl until samples
 arrive and hands their decoded records to an Inbox, on which the delivering thread (or event
-loop) sleeps; nothing waits out a polling interval. Records that arrive together from several
+loop) sleeps; nothing waits out a polling interval. A synchronous client of one stream skips
+the hand-over: its delivering thread sleeps in liblsl itself, so a record costs no more
+thread wake-ups than a bare pylsl reader's. Records that arrive together from several
 streams are delivered in the order of their LSL timestamps, each stream's own order kept. A
 stream whose producer is not there yet is reported (a warning in the log,
 `status()["missing"]`) and read from the moment it appears.
@@ -81,6 +83,7 @@ class LiveClient:
         self._plans: list[tuple[TelemetryPlan, str]] = []  # plan, its callbacks' key
         self._inputs: dict[str, _Input] = {}
         self._inbox = Inbox()
+        self._direct: _Input | None = None  # the one stream the delivering thread reads itself
         self._stop = threading.Event()
         self._readers: list[threading.Thread] = []
         self._thread: threading.Thread | None = None
@@ -136,7 +139,7 @@ class LiveClient:
     def start(self) -> LiveClient:
         """Look for the streams and deliver records on a thread of the client's own."""
         self._refuse_async()
-        self._open()
+        self._open(direct=True)
         self._thread = threading.Thread(target=self._loop, name="live-client", daemon=True)
         self._thread.start()
         return self
@@ -161,7 +164,7 @@ class LiveClient:
         """Deliver records in this thread until `until()` is true, `timeout_s` has passed or
         stop() is called; then close the streams."""
         self._refuse_async()
-        self._open()
+        self._open(direct=True)
         try:
             self._loop(until, timeout_s)
         finally:
@@ -216,7 +219,9 @@ class LiveClient:
         if any(inspect.iscoroutinefunction(fn) for fn in self.callbacks.functions()):
             raise TypeError("async def callbacks need `await client.run_async()`")
 
-    def _open(self) -> None:
+    def _open(self, direct: bool = False) -> None:
+        """Look for the streams, each in a thread of its own that then reads it. `direct`
+        (a synchronous client): with one stream, the delivering thread reads it instead."""
         if self._inputs:
             return
         wanted = set(self._json_streams) | {plan.stream for plan, _ in self._plans}
@@ -225,8 +230,11 @@ class LiveClient:
         for name in sorted(wanted):
             watcher = StreamWatcher(name, logger=self.logger, buffer_size_samples=RING_SAMPLES)
             self._inputs[name] = _Input(name, watcher)
+        if direct and len(self._inputs) == 1:
+            (self._direct,) = self._inputs.values()
+        for stream in self._inputs.values():
             reader = threading.Thread(
-                target=self._read, args=(self._inputs[name],), name=f"read-{name}", daemon=True
+                target=self._read, args=(stream,), name=f"read-{stream.name}", daemon=True
             )
             self._readers.append(reader)
             reader.start()
@@ -236,20 +244,29 @@ class LiveClient:
         they arrive."""
         if not self._find(stream):
             return
-        release = stream.name in self._json_streams
+        if stream is self._direct:
+            self._inbox.wake()  # the delivering thread reads it from here on
+            return
+        while not self._stop.is_set() and stream.error is None:
+            items = self._pull(stream, WAIT_S)
+            if items and not self._inbox.put(stream.name, items, self._stop):
+                return
+
+    def _pull(self, stream: _Input, timeout: float) -> list[Item]:
+        """The records of what arrived on `stream`, sleeping up to `timeout` for a sample."""
         try:
-            while not self._stop.is_set():
-                values, stamps = stream.watcher.pull(release=release, timeout=WAIT_S)
-                if not len(stamps):
-                    continue
-                with self._lock:
-                    stream.samples += len(stamps)
-                items = self._records(stream.name, values, stamps)
-                if items and not self._inbox.put(stream.name, items, self._stop):
-                    return
+            values, stamps = stream.watcher.pull(
+                release=stream.name in self._json_streams, timeout=timeout
+            )
         except Exception as error:  # a stream lost for good: said in the log and status()
             stream.error = str(error)
             self.logger.exception("stopped reading LSL stream %s", stream.name)
+            return []
+        if not len(stamps):
+            return []
+        with self._lock:
+            stream.samples += len(stamps)
+        return self._records(stream.name, values, stamps)
 
     def _find(self, stream: _Input) -> bool:
         while not self._stop.is_set():
@@ -312,7 +329,12 @@ class LiveClient:
         self, until: Callable[[], bool] | None = None, timeout_s: float | None = None
     ) -> None:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        direct = self._direct
         while not self._done(until, deadline):
+            if direct is not None and direct.connected and direct.error is None:
+                for _, topic, record in self._pull(direct, self._idle_s(deadline)):
+                    self.callbacks.deliver(topic, record)
+                continue
             for topic, record in self._inbox.take(self._idle_s(deadline)):
                 self.callbacks.deliver(topic, record)  # no awaitables: _refuse_async
 
