@@ -16,6 +16,7 @@ import pytest
 from e2e_support import Stack, demo_setup
 
 from dareplane_utils.testing import free_port, wait_until
+from modules.analysis import open_recording
 from modules.live import LiveClient, RemoteObserver, SessionStore, TokenRefused, load_store
 from modules.stream_catalogue import STREAMS
 
@@ -220,6 +221,14 @@ def test_a_users_values_are_recorded_and_load_back(stack: Stack) -> None:
     np.testing.assert_array_equal(data.datasets["wear_fit"], np.arange(6.0).reshape(2, 3))
     with pytest.raises(KeyError, match="no stream of store 'other'"):
         load_store([file], "other")
+    # The same through the analysis API, beside the recording's laps.
+    analysed = open_recording(file).store("strategy")
+    assert analysed.variables["stint_laps"].tolist() == values
+    assert analysed.parameters == data.parameters
+    assert (
+        analysed.variables["stint_laps"].index.tolist()
+        == data.variables["stint_laps"].index.tolist()
+    )
     with pytest.raises(ValueError, match="store name"):
         SessionStore("bad name")
 
@@ -260,4 +269,7 @@ def test_the_readme_examples_run_as_written(stack: Stack, tmp_path: Path) -> Non
     finally:
         stack.direct("game_sim", "STOP")
         stack.direct("recorder", "STOPRECORD")
-    assert load_store([file], "strategy").variables["stint_laps"].tolist() == [17.5]
+    stored = open_recording(file).store("strategy")
+    assert stored.variables["stint_laps"].tolist() == [17.5]
+    assert len(stored.variables["lap_s"]) >= 2  # logged by a callback as laps arrived
+    assert stored.variables["lap_s"].gt(0).all()

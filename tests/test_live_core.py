@@ -1,16 +1,18 @@
-"""The live client's cores without LSL: callbacks, the rate by the game's clock, topics and
-the telemetry plan."""
+"""The live client's cores without LSL: callbacks, the rate by the game's clock, the inbox
+between reader threads and delivery, topics and the telemetry plan."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
+import threading
 
 import numpy as np
 import pytest
 
 from modules.live.dispatch import Callbacks, Decimator
+from modules.live.inbox import Inbox
 from modules.live.topics import (
     LIVETIMING_STREAM,
     TelemetryPlan,
@@ -129,3 +131,48 @@ def test_a_telemetry_plan_picks_cars_and_fields_with_names_and_units():
     assert first.units == {"speed_kph": "km/h", "throttle": "0..1"}
     with pytest.raises(ValueError, match="cars are indices"):
         TelemetryPlan("raceplane.car_telemetry", (22,), ("speed_kph",), None)
+
+
+def test_the_inbox_merges_streams_by_time_and_keeps_each_streams_order():
+    inbox = Inbox()
+    stop = threading.Event()
+    assert inbox.put("raceplane.laps", [(1.0, "laps", "lap a"), (3.0, "laps", "lap b")], stop)
+    # A clock that stepped back within a stream (a restarted producer) reorders nothing.
+    assert inbox.put("raceplane.events", [(2.0, "events", "e1"), (0.5, "events", "e2")], stop)
+    assert inbox.put("raceplane.laps", [(4.0, "laps", "lap c")], stop)
+    records = inbox.take(0)
+    assert [r for _, r in records] == ["lap a", "e1", "e2", "lap b", "lap c"]
+    assert inbox.take(0) == []
+
+
+def test_the_inbox_wakes_its_taker_on_arrival_and_holds_readers_when_full():
+    inbox = Inbox(limit=2)
+    stop = threading.Event()
+    arrivals: list[int] = []
+    inbox.on_arrival = lambda: arrivals.append(1)
+    taken: list[list] = []
+    taker = threading.Thread(target=lambda: taken.append(inbox.take(60)))
+    taker.start()
+    inbox.put("s", [(1.0, "t", "first")], stop)
+    taker.join(timeout=60)
+    assert not taker.is_alive() and taken == [[("t", "first")]]  # woken well before 60 s
+    assert arrivals == [1]
+
+    inbox.put("s", [(2.0, "t", "a")], stop)
+    inbox.put("s", [(3.0, "t", "b")], stop)
+    assert arrivals == [1, 1]  # only when the inbox goes from empty to not
+    done = threading.Event()
+    reader = threading.Thread(target=lambda: inbox.put("s", [(4.0, "t", "c")], stop) and done.set())
+    reader.start()
+    assert not done.wait(0.3)  # full: the reader waits (its backlog stays in liblsl)
+    assert [r for _, r in inbox.take(0)] == ["a", "b"]
+    reader.join(timeout=60)
+    assert done.is_set() and [r for _, r in inbox.take(0)] == ["c"]
+
+    inbox.put("s", [(5.0, "t", "d")], stop)
+    inbox.put("s", [(6.0, "t", "e")], stop)
+    stop.set()
+    assert not inbox.put("s", [(7.0, "t", "f")], stop)  # stopping: not handed over
+    inbox.take(0)
+    inbox.wake()
+    assert inbox.take(60) == []  # stop() ends a waiting take at once

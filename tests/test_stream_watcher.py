@@ -516,3 +516,35 @@ def test_pull_in_background_mode_reads_what_the_thread_took(publish, watchers):
     wait_until(drain, message="400 samples")
     np.testing.assert_array_equal(np.concatenate(got), synthetic.frames(0, 400, 3, "float32"))
     assert watcher.overruns == 0
+
+
+@pytest.mark.parametrize("fmt", ["float32", "string"])
+def test_pull_with_a_timeout_sleeps_until_the_next_sample(fmt, publish, watchers):
+    name = unique_name()
+    count = 30
+    publish(
+        name,
+        "--format",
+        fmt,
+        "--channels",
+        "2",
+        "--rate",
+        "20",
+        "--count",
+        str(count),
+        "--wait-consumer",
+        "10",
+    )
+    watcher = watchers(name, buffer_size_samples=8)
+    watcher.connect_to_stream(timeout=10, ambiguity_wait_s=0)
+    got: list[np.ndarray] = []
+    while sum(len(v) for v in got) < count:
+        values, stamps = watcher.pull(timeout=30)
+        # Never empty-handed: a call returns once a sample is there, however slow the stream.
+        assert len(values) == len(stamps) > 0
+        got.append(values)
+    np.testing.assert_array_equal(np.concatenate(got).astype(object), expected(0, count, 2, fmt))
+    assert watcher.overruns == 0
+    watcher.start_background()
+    with pytest.raises(ValueError, match="stop_background"):
+        watcher.pull(timeout=1)

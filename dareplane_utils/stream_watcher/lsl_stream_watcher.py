@@ -304,10 +304,14 @@ class StreamWatcher:
             return self._update_locked()
 
     def pull(
-        self, max_samples: int | None = None, release: bool = False
+        self, max_samples: int | None = None, release: bool = False, timeout: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Every sample exactly once, oldest first: those not pulled before, at most
         `max_samples` (values (n, channels) and stamps (n,), copies).
+
+        `timeout`: when no sample is waiting, sleep in liblsl up to this long for the next one
+        (the reader wakes as it arrives, with no polling interval to wait out). Pull from one
+        thread only, and not during background acquisition (its thread does the waiting).
 
         Takes from liblsl only what fits into the ring beside the samples not pulled yet, so
         a backlog waits in liblsl's queue and nothing is overwritten by pulling itself. A
@@ -316,6 +320,13 @@ class StreamWatcher:
         `release` drops the ring's references to pulled strings (memory stays flat with large
         JSON texts; `last`/`unfold_buffer` then show "" for them).
         """
+        if timeout > 0:
+            if self._thread is not None:
+                raise ValueError("pull(timeout=...) waits itself; stop_background() first")
+            with self._lock:
+                inlet, waiting = self._connected_inlet(), self._ring().unread
+            if not waiting:
+                self._take_one(inlet, timeout)
         with self._lock:
             if self._thread is not None:
                 if not self._thread.is_alive():
@@ -459,6 +470,21 @@ class StreamWatcher:
             "unknown" if missed is None else missed,
         )
 
+    def _take_one(self, inlet: pylsl.StreamInlet, timeout: float) -> bool:
+        """Sleep in liblsl until the next sample (at most `timeout`) and write it to the ring.
+        The lock is not held while sleeping, so readers of the ring never wait on the network."""
+        try:
+            sample, stamp = inlet.pull_sample(timeout=timeout)
+        except pylsl.util.LostError as exc:
+            raise self._lost() from exc
+        if stamp is None:
+            return False
+        with self._lock:
+            if inlet.was_clock_reset():
+                self._recovery_pending = True
+            self._write([sample], np.array([stamp]))
+        return True
+
     # -- background acquisition ----------------------------------------------------------
 
     def start_background(self, poll_interval_s: float = 0.002) -> None:
@@ -507,17 +533,9 @@ class StreamWatcher:
                     # Data keeps coming: take it in batches, one pull per interval.
                     self._stop.wait(poll_interval_s)
                     continue
-                # Quiet: sleep in liblsl until the next sample, without the lock, so readers
-                # never wait on the network and slow streams cost next to nothing.
-                try:
-                    sample, stamp = inlet.pull_sample(timeout=0.1)
-                except pylsl.util.LostError as exc:
-                    raise self._lost() from exc
-                if stamp is not None:
-                    with self._lock:
-                        if inlet.was_clock_reset():
-                            self._recovery_pending = True
-                        self._write([sample], np.array([stamp]))
+                # Quiet: sleep in liblsl until the next sample, so slow streams cost next to
+                # nothing.
+                self._take_one(inlet, 0.1)
         except BaseException as exc:  # handed to the caller by stop_background()
             self._background_error = exc
             self.logger.error("background acquisition of %r stopped: %s", self.name, exc)

@@ -5,6 +5,7 @@ session = open_recording("race.xdf")          # or rotated parts, a capture, a l
 laps = session.laps                          # FastF1's column names: Driver, LapTime, ...
 lap = session.fastest_lap("Ann")
 telemetry = session.telemetry(lap)           # Speed, Throttle, Brake, nGear, RPM, DRS, X, Y
+strategy = session.store("strategy")         # a SessionStore's values (modules.live)
 """
 
 from .session import Session, open_recording

@@ -1,11 +1,15 @@
-"""`open_recording(*files)`: a Session with its laps table and any lap's telemetry."""
+"""`open_recording(*files)`: a Session with its laps table, any lap's telemetry and the values
+users logged into it (a SessionStore's variables, parameters and datasets)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
+
+from modules.live.store import StoreData, load_store
 
 from .laps import laps_table, run_lap_timer
 from .sources import RecordingError, Streams, read
@@ -13,11 +17,12 @@ from .telemetry import lap_telemetry
 
 
 class Session:
-    """One recording: `laps` (a DataFrame, one row a lap) and `telemetry(lap)`."""
+    """One recording: `laps` (a DataFrame, one row a lap), `telemetry(lap)` and `store(name)`."""
 
-    def __init__(self, streams: Streams, name: str = "") -> None:
+    def __init__(self, streams: Streams, name: str = "", files: Sequence[Path] = ()) -> None:
         self.streams = streams
         self.name = name
+        self.files = list(files)
 
     @property
     def kind(self) -> str:
@@ -64,6 +69,13 @@ class Session:
             lap["LapTime"].total_seconds(),
         )
 
+    def store(self, name: str) -> StoreData:
+        """A user's store as recorded (modules.live.SessionStore): variables as Series by LSL
+        time, parameters as last set, datasets as arrays. KeyError if the recording has none."""
+        if self.kind != "xdf":
+            raise RecordingError(f"{self.name}: only an XDF recording holds users' stores")
+        return load_store(self.files, name)
+
 
 def open_recording(*files: str | Path) -> Session:
     """Open a recording: an XDF file or its rotated parts (any order), a raw UDP capture, or
@@ -72,4 +84,4 @@ def open_recording(*files: str | Path) -> Session:
         raise RecordingError("open_recording() needs at least one file")
     names = sorted(Path(f).name for f in files)
     name = names[0] if len(names) == 1 else f"{names[-1]} ({len(names)} parts)"
-    return Session(read(*files), name=name)
+    return Session(read(*files), name=name, files=[Path(f) for f in files])

@@ -8,6 +8,7 @@ Per-car telemetry is read by field name (`speed_kph`) from the per-car stream th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -127,7 +128,9 @@ class TelemetryPlan:
                         frame=int(row[frame]),
                         time=float(stamp),
                         values={
-                            f: (float(v) if np.isfinite(v) else None)
+                            # tolist() gives Python floats: math.isfinite is ~20x numpy's
+                            # per-scalar call, at 1,320 records a second for 22 cars at 60 Hz.
+                            f: (v if math.isfinite(v) else None)
                             for f, v in zip(self.fields, car_values.tolist(), strict=True)
                         },
                         units=self._units,
