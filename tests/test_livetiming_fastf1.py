@@ -18,6 +18,7 @@ from dareplane_utils.testing import free_port, wait_until
 from modules.livetiming.savefile import merge_files
 from modules.livetiming.state import LiveSession
 from tests.fastf1_judge import SESSIONS, fastf1_laps, fastf1_timing, judge, shared_file
+from tests.test_livetiming_deleted import DELETED
 
 pytest.importorskip("fastf1")
 
@@ -120,6 +121,9 @@ def test_a_real_session_replayed_gives_fastf1s_laps_and_the_feeds_order(
     by_lap = {(number_of[lap["driver"]], lap["lap"]): lap for lap in laps}
     for key, (time, *sectors) in verdict.extra:
         assert not by_lap[key]["pit_out"] or (None not in sectors and sum(sectors) == time)
+
+    # The laps race control deleted stay, marked invalid (not a best any more).
+    assert {key for key, lap in by_lap.items() if not lap["valid"]} == DELETED[name]
 
     order = [number_of[row["driver"]] for row in table["rows"]]
     assert order == sorted(final_position, key=final_position.get)
