@@ -219,3 +219,31 @@ def test_another_session_appended_is_a_session_of_its_own(tmp_path, caplog):
     assert got == {**want_first, **want_second} and len(got) == 2
     assert report.sessions == ["2024/2024-06-23_Spanish_Grand_Prix/2024-06-22_Qualifying/"]
     assert "another session begins" in caplog.text
+
+
+def test_a_file_cut_off_mid_session_loses_nothing_before_the_cut_and_says_it_is_not_final(
+    tmp_path, caplog
+):
+    from tests.fastf1_judge import shared_file
+
+    clean = shared_file("2024_spain_qualifying", tmp_path)
+    full, report = replay_laps([clean], caplog)
+    assert report.final and report.session_status == "Ends"
+    assert "before the session is final" not in caplog.text
+    lines = clean.read_text(encoding="utf-8").splitlines(keepends=True)
+    half = len(lines) // 2
+    # Cut in the middle of a line, half way through Q2 (a recorder stopped, a broken copy).
+    cut = tmp_path / "cut.txt"
+    cut.write_text("".join(lines[:half]) + lines[half][:30], encoding="utf-8")
+    whole_lines = tmp_path / "whole_lines.txt"
+    whole_lines.write_text("".join(lines[:half]), encoding="utf-8")
+    want, _ = replay_laps([whole_lines], caplog)
+    caplog.clear()
+    got, report = replay_laps([cut], caplog)
+    (uid,) = got
+    assert got == want and got[uid] < full[uid]  # every lap before the cut, none after it
+    assert report.files[0].bad_lines == 1 and "cut.txt, line" in report.files[0].first_error
+    assert not report.final and report.session_status == "Started"
+    assert "the files end before the session is final (last SessionStatus: Started)" in (
+        caplog.text
+    )
