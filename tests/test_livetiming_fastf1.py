@@ -17,7 +17,9 @@ from dareplane_utils.client.module_client import ModuleClient, ModuleError
 from dareplane_utils.testing import free_port, wait_until
 from modules.livetiming.savefile import merge_files
 from modules.livetiming.state import LiveSession
+from modules.livetiming.topics import time_ms
 from tests.fastf1_judge import SESSIONS, fastf1_laps, fastf1_timing, judge, shared_file
+from tests.test_livetiming_deleted import DELETED
 
 pytest.importorskip("fastf1")
 
@@ -40,7 +42,34 @@ def feed_facts(path: Path) -> dict:
             for number, change in (data.get("Lines") or {}).items():
                 if isinstance(change, dict) and "KnockedOut" in change:
                     knocked[number] = bool(change["KnockedOut"])
-    return {"names": names, "knocked_out": {n for n, k in knocked.items() if k}}
+    return {
+        "names": names,
+        "knocked_out": {n for n, k in knocked.items() if k},
+        "best_by_part": feed_bests(path),
+    }
+
+
+def feed_bests(path: Path) -> dict[str, list[int | None]]:
+    """Each car's best of each qualifying part as the feed last put it (BestLapTimes), a
+    best taken back (a deleted lap) included, the screen clears of a new part not."""
+    best: dict[str, list[int | None]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        topic, data, _ = ast.literal_eval(line)
+        if topic != "TimingData":
+            continue
+        for number, change in (data.get("Lines") or {}).items():
+            parts = change.get("BestLapTimes") if isinstance(change, dict) else None
+            if not isinstance(parts, dict):
+                continue
+            last = change.get("LastLapTime")
+            if isinstance(last, dict) and last.get("Value") == "":
+                continue  # the screen cleared (a new part)
+            for index, entry in parts.items():
+                if isinstance(entry, dict) and "Value" in entry:
+                    best.setdefault(number, [None, None, None])[int(index)] = time_ms(
+                        entry["Value"]
+                    )
+    return best
 
 
 def laps_we_publish(path: Path) -> int:
@@ -121,6 +150,9 @@ def test_a_real_session_replayed_gives_fastf1s_laps_and_the_feeds_order(
     for key, (time, *sectors) in verdict.extra:
         assert not by_lap[key]["pit_out"] or (None not in sectors and sum(sectors) == time)
 
+    # The laps race control deleted stay, marked invalid (not a best any more).
+    assert {key for key, lap in by_lap.items() if not lap["valid"]} == DELETED[name]
+
     order = [number_of[row["driver"]] for row in table["rows"]]
     assert order == sorted(final_position, key=final_position.get)
     statuses = {number_of[row["driver"]]: row["status"] for row in table["rows"]}
@@ -134,3 +166,7 @@ def test_a_real_session_replayed_gives_fastf1s_laps_and_the_feeds_order(
     assert all(p[2] is None for p in parts[10:15])
     assert all(p[0] is not None for p in parts[:15])
     assert parts[0][2] is not None and parts[0][2] == min(p[2] for p in parts[:10] if p[2])
+    # And each is the feed's own best of that part (BestLapTimes), deleted laps taken out.
+    bests = {number_of[row["driver"]]: row["best_by_part_ms"] for row in table["rows"]}
+    feed_best = facts["best_by_part"]
+    assert bests == {n: feed_best.get(n, [None, None, None]) for n in bests}

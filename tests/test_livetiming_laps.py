@@ -81,6 +81,52 @@ def test_interleaved_with_other_cars_each_keeps_its_own_laps():
     assert sorted(timed(out)) == [LAP_2, ("44", 2, 92000, (28500, 31500, 32000))]
 
 
+def others(k: int) -> list[tuple[str, dict]]:
+    """What other cars send meanwhile: positions, gaps, a sector of a car on another lap."""
+    return [
+        ("16", {"Line": k, "Position": str(k)}),
+        ("44", {"GapToLeader": f"+{k}.000", "IntervalToPositionAhead": {"Value": "+0.5"}}),
+        ("63", sectors(s1=f"2{k}.5")),
+        ("63", {"Sectors": {"0": {"PersonalFastest": True}}}),
+    ] * 3
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations([COUNT, TIME, S3])))
+def test_a_lap_end_in_three_messages_far_apart_among_other_cars(order):
+    laps = FeedLaps()
+    race_car_on_lap_2(laps, "1")
+    race_car_on_lap_2(laps, "44")
+    # Car 44's lap end, split too, between car 1's parts.
+    theirs = [
+        ("44", {"LastLapTime": {"Value": "1:32.000"}}),
+        ("44", {"NumberOfLaps": 2, **sectors(s3="32.000")}),
+        ("44", sectors(s1="29.0", s2="", s3="")),
+    ]
+    changes: list[tuple[str, dict]] = []
+    for k, change in enumerate(order):
+        changes += [("1", change), *others(k + 1), theirs[k]]
+    out = run(laps, changes)
+    out += laps.change("1", sectors(s1="28.7", s2="", s3=""))
+    assert sorted(timed(out)) == [LAP_2, ("44", 2, 92000, (28500, 31500, 32000))]
+    assert laps.lap_in_progress("1") == laps.lap_in_progress("44") == 3
+
+
+def test_a_slow_lap_the_feed_times_is_timed_though_fastf1_leaves_it_untimed():
+    """DESIGN.md's rule: FastF1 drops a lap time over 150 s whose sectors had not all come
+    before it (laps under a red or yellow flag); the feed timed it, so it is timed here."""
+    laps = FeedLaps()
+    race_car_on_lap_2(laps)
+    out = run(
+        laps,
+        [
+            ("1", {"LastLapTime": {"Value": "2:45.000"}}),  # the time before the count ...
+            ("1", COUNT),
+            ("1", sectors(s3="1:45.000")),  # ... and before sector 3
+        ],
+    )
+    assert timed(out) == [("1", 2, 165000, (28500, 31500, 105000))]
+
+
 def test_a_late_time_after_the_next_lap_has_a_sector_is_not_taken_for_it():
     laps = FeedLaps()
     race_car_on_lap_2(laps)
@@ -219,3 +265,31 @@ def test_another_session_appended_is_a_session_of_its_own(tmp_path, caplog):
     assert got == {**want_first, **want_second} and len(got) == 2
     assert report.sessions == ["2024/2024-06-23_Spanish_Grand_Prix/2024-06-22_Qualifying/"]
     assert "another session begins" in caplog.text
+
+
+def test_a_file_cut_off_mid_session_loses_nothing_before_the_cut_and_says_it_is_not_final(
+    tmp_path, caplog
+):
+    from tests.fastf1_judge import shared_file
+
+    clean = shared_file("2024_spain_qualifying", tmp_path)
+    full, report = replay_laps([clean], caplog)
+    assert report.final and report.session_status == "Ends"
+    assert "before the session is final" not in caplog.text
+    lines = clean.read_text(encoding="utf-8").splitlines(keepends=True)
+    half = len(lines) // 2
+    # Cut in the middle of a line, half way through Q2 (a recorder stopped, a broken copy).
+    cut = tmp_path / "cut.txt"
+    cut.write_text("".join(lines[:half]) + lines[half][:30], encoding="utf-8")
+    whole_lines = tmp_path / "whole_lines.txt"
+    whole_lines.write_text("".join(lines[:half]), encoding="utf-8")
+    want, _ = replay_laps([whole_lines], caplog)
+    caplog.clear()
+    got, report = replay_laps([cut], caplog)
+    (uid,) = got
+    assert got == want and got[uid] < full[uid]  # every lap before the cut, none after it
+    assert report.files[0].bad_lines == 1 and "cut.txt, line" in report.files[0].first_error
+    assert not report.final and report.session_status == "Started"
+    assert "the files end before the session is final (last SessionStatus: Started)" in (
+        caplog.text
+    )

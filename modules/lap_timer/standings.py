@@ -40,7 +40,10 @@ class _Competitor:
         )
         ordered = sorted(laps, key=lambda lap: (lap.lap, lap.id or 0))
         self.last = ordered[-1].lap_time_ms if ordered else None
-        valid = [lap for lap in laps if lap.valid]
+        # Qualifying (live feed parts): an in-lap's time runs to the pit lane's line, and the
+        # feed never makes it a best (2024 Spain: Piastri's 1:41.646 in-lap after his Q3 lap
+        # was deleted left his Q3 best empty).
+        valid = [lap for lap in laps if lap.valid and not (lap.pit_in and lap.part)]
         self.best_lap = min(valid, key=lambda lap: lap.lap_time_ms) if valid else None
         self.best_by_part = [
             min((lap.lap_time_ms for lap in valid if lap.part == part), default=None)

@@ -96,6 +96,11 @@ class FeedLaps:
         car = self.cars.get(number)
         return car is not None and car.count is not None and car.count > 0
 
+    def base(self, number: str) -> int:
+        """1 where this car's count numbers the lap in progress (it left the garage), else 0."""
+        car = self.cars.get(number)
+        return car.base if car else 0
+
     def laps_done(self, number: str) -> int:
         return self.lap_in_progress(number) - 1
 

@@ -51,6 +51,8 @@ class ReplayReport:
     first_refusal: str = ""
     position: datetime | None = None  # the time of the last message replayed
     sessions: list[str] = field(default_factory=list)  # further sessions found in the files
+    session_status: str = ""  # the last SessionStatus replayed ("Finalised", "Started" ...)
+    final: bool = False  # the session's results stood (Finalised/Ends) by the files' end
     stopped: bool = False
     done: bool = False
 
@@ -163,5 +165,16 @@ def replay(
             break
     if ack is not None and not report.stopped and not ack.finish():
         report.stopped = True
+    status = session.topics.get("SessionStatus")
+    report.session_status = str(status.get("Status", "")) if isinstance(status, dict) else ""
+    report.final = session.final
+    if not report.stopped and not report.final:
+        # A file cut off (a recorder stopped early, a download broken): what it has is
+        # published, and the standings stay provisional; say why they never become final.
+        logger.warning(
+            "replay: the files end before the session is final (last SessionStatus: %s): "
+            "no final classification, the standings stay provisional",
+            report.session_status or "none",
+        )
     report.done = True
     return report

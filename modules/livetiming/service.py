@@ -258,6 +258,8 @@ def _replay_status(report: ReplayReport | None, settings: dict[str, Any]) -> dic
         "refused": report.refused,
         "first_refusal": report.first_refusal or None,
         "sessions": list(report.sessions),
+        "session_status": report.session_status or None,
+        "final": report.final,
         "progress": round(report.messages / report.total, 4) if report.total else 0.0,
         "position": format_timestamp(report.position) if report.position else None,
         "done": report.done,

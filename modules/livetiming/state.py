@@ -54,7 +54,7 @@ ACTIVE, FINISHED, RETIRED, KNOCKED_OUT, STOPPED, DNS = 2, 3, 7, 8, 9, 10
 # SessionStatus values after which the session's results stand.
 FINAL_STATUSES = ("Finalised", "Ends")
 # "CAR 14 (ALO) TIME 1:58.103 DELETED - ..." / "CAR 81 (PIA) LAP DELETED - ... LAP 17 16:59:12"
-DELETED = re.compile(r"^CAR (\d+)\b.*?(?:TIME ([\d:.]+) DELETED|LAP DELETED.*?(?:\bLAP (\d+)\b)?)")
+DELETED = re.compile(r"^CAR (\d+)\b.*?(?:TIME ([\d:.]+) DELETED|LAP DELETED(?:.*\bLAP (\d+)\b)?)")
 # The contract's header channels of every per-car stream, in `_numeric_header`'s order.
 HEADER = (
     "session_uid_hi", "session_uid_lo", "session_time_s", "frame_identifier",
@@ -162,6 +162,8 @@ class LiveSession:
         self.overflow: set[str] = set()  # racing numbers beyond the 22 slots, left out
         self._layouts = {name: _Layout(name) for name in NUMERIC}
         self._rcm_seen = 0
+        self.deleted: set[tuple[str, int]] = set()  # (racing number, lap) deleted, LDEL sent
+        self._best: dict[tuple[str, int], int] = {}  # (racing number, part): the feed's best
         self._track = ""  # TrackStatus as last seen
         self._is_state = False  # the message being handled is a topic's whole state
 
@@ -276,6 +278,7 @@ class LiveSession:
                 self.uid, self.part, self.final = None, 0, False
                 self.chequered = self.red_flag = False
                 self._rcm_seen = 0
+                self.deleted, self._best = set(), {}
         return [self._session_sample(time)]
 
     def _session_sample(self, time: datetime) -> Sample:
@@ -381,6 +384,7 @@ class LiveSession:
             for lap in self.laps.change(number, change):
                 self.lap_times.setdefault(number, []).append(lap)
                 events.append(self._lap_event(driver, lap, time))
+        events += self._best_taken_back(number, driver, change, time)
         if "NumberOfLaps" in change and self.chequered:
             driver.finished = True  # a lap completed after the chequered flag
         if "Stopped" in change:
@@ -415,6 +419,41 @@ class LiveSession:
         if isinstance(interval, dict) and "Value" in interval:
             driver.interval_ms = time_ms(interval["Value"]) or 0
         return events
+
+    def _best_taken_back(
+        self, number: str, driver: _Driver, change: dict[str, Any], time: datetime
+    ) -> list[Sample]:
+        """TimingData's own sign of a deleted lap: the car's best of the part in progress is
+        taken back (cleared, or replaced by a slower one) while its last lap stays on the screen.
+        The feed clears a best with the rest of the screen too (LastLapTime "" at a new part,
+        and in 2021 the last part's bests of the cars going on): that deletes nothing."""
+        if self.part:  # qualifying: the bests per part
+            entry = _item(change.get("BestLapTimes"), self.part - 1)
+        else:
+            entry = change.get("BestLapTime")
+        if not isinstance(entry, dict) or "Value" not in entry:
+            return []
+        key = (number, self.part)
+        before, now = self._best.get(key), time_ms(entry["Value"])
+        if now is not None:
+            self._best[key] = now
+        else:
+            self._best.pop(key, None)
+        last = change.get("LastLapTime")
+        cleared = isinstance(last, dict) and last.get("Value") == ""
+        if self._is_state or before is None or cleared or (now is not None and now <= before):
+            return []
+        laps = [lap for lap in self.lap_times.get(number, []) if lap.lap_time_ms == before]
+        if not laps:
+            return []  # a best the feed timed but we did not (an out-lap's clock time)
+        return self._delete(number, driver, laps[-1].lap, time)
+
+    def _delete(self, number: str, driver: _Driver, lap: int, time: datetime) -> list[Sample]:
+        """LDEL for a lap, once: race control's message and TimingData may both tell it."""
+        if (number, lap) in self.deleted:
+            return []
+        self.deleted.add((number, lap))
+        return [self._event("LDEL", time, vehicle_idx=driver.slot, lap=lap)]
 
     def _lap_event(self, driver: _Driver, lap: FeedLap, time: datetime) -> Sample:
         """A lap as the feed timed it (the lap timer records it as it is)."""
@@ -626,7 +665,10 @@ class LiveSession:
 
     def _deleted(self, match: re.Match[str], time: datetime) -> list[Sample]:
         """Race control deleted a lap: by its time ("TIME 1:58.103 DELETED", the car's latest lap
-        of that time), or by its number ("LAP DELETED ... LAP 17"), else the car's latest lap."""
+        of that time), or by its number ("LAP DELETED ... LAP 17"), else the car's latest lap.
+        Race control numbers the lap in progress NumberOfLaps + 1 in every session (2024 Spain:
+        "TIME 1:12.542 DELETED ... LAP 14" is FastF1's lap 13): where the count numbers the lap
+        in progress (from a garage exit) its lap k is ours k - 1."""
         number, text, lap_number = match.groups()
         driver = self.drivers.get(number)
         laps = self.lap_times.get(number, [])
@@ -634,10 +676,11 @@ class LiveSession:
             wanted = time_ms(text)
             laps = [lap for lap in laps if lap.lap_time_ms == wanted]
         elif lap_number is not None:
-            laps = [lap for lap in laps if lap.lap == int(lap_number)]
+            ours = int(lap_number) - self.laps.base(number)
+            laps = [lap for lap in laps if lap.lap == ours]
         if driver is None or not laps:
             return []  # not a lap the feed timed (a deleted out-lap's clock time, say)
-        return [self._event("LDEL", time, vehicle_idx=driver.slot, lap=laps[-1].lap)]
+        return self._delete(number, driver, laps[-1].lap, time)
 
     def feed_event(self, text: str, time: datetime) -> Sample:
         """A FEED event: how the feed itself is doing (a topic gone quiet, the token), for the
@@ -681,6 +724,15 @@ def _float(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return 0.0
+
+
+def _item(values: Any, index: int) -> Any:
+    """Entry `index` of a list as the feed sends it: a list, or changes keyed "0", "1" ..."""
+    if isinstance(values, dict):
+        return values.get(str(index))
+    if isinstance(values, list) and len(values) > index:
+        return values[index]
+    return None
 
 
 def _sector(change: dict[str, Any], index: int) -> int | None:

@@ -538,6 +538,7 @@ def _row_times(row: dict[str, Any]) -> dict[str, Any]:
         "interval_ms": row.get("interval_ms"),
         "last_lap_ms": row.get("last_lap_ms"),
         "best_lap_ms": row.get("best_lap_ms"),
+        "best_by_part_ms": row.get("best_by_part_ms") or [],  # qualifying Q1..Q3
         "pit_stops": row.get("pit_stops"),
         "status": row.get("status", ""),
         "points": row.get("points"),

@@ -66,6 +66,8 @@ function towerRow(row) {
     el("td", { class: "int num" }),
     el("td", { class: "last num" }),
     el("td", { class: "best num" }),
+    // Qualifying: the best of each part (Q1..Q3), shown when the session has parts.
+    ...[1, 2, 3].map((part) => el("td", { class: `part q${part} num`, hidden: "" })),
     el("td", { class: "tyre" }),
     el("td", { class: "pits num" }),
   );
@@ -79,6 +81,10 @@ function renderTower(rows) {
   $("#tower-empty").hidden = view.tower.length > 0;
   const existing = new Map([...body.children].map((tr) => [tr.dataset.car + "|" + tr.dataset.driver, tr]));
   const best = Math.min(...view.tower.map((r) => r.best_lap_ms || Infinity));
+  const parts = Math.max(0, ...view.tower.map((r) => (r.best_by_part_ms || []).length));
+  const partBest = [0, 1, 2].map((i) => Math.min(...view.tower.map((r) => (r.best_by_part_ms || [])[i] || Infinity)));
+  $("#tower thead").querySelectorAll("th.part").forEach((th, i) => { th.hidden = i >= parts; });
+  $("#tower").classList.toggle("with-parts", parts > 0);
   const fragment = [];
   for (const row of view.tower) {
     const key = String(row.car_index ?? "") + "|" + (row.driver || "");
@@ -105,6 +111,12 @@ function renderTower(rows) {
     const bestCell = tr.querySelector(".best");
     bestCell.textContent = lapTime(row.best_lap_ms);
     bestCell.classList.toggle("purple", row.best_lap_ms && row.best_lap_ms === best);
+    tr.querySelectorAll("td.part").forEach((cell, i) => {
+      const time = (row.best_by_part_ms || [])[i];
+      cell.hidden = i >= parts;
+      cell.textContent = lapTime(time);
+      cell.classList.toggle("purple", Boolean(time) && time === partBest[i]);
+    });
     const tyre = tr.querySelector(".tyre");
     tyre.textContent = TYRE_LETTERS[row.tyre] || "";
     tyre.className = `tyre tyre-${row.tyre || "none"}`;
@@ -174,6 +186,15 @@ function renderBoard(table) {
       el("td", { class: "num muted" }, row.laps === undefined ? "" : `${row.laps} lap${row.laps === 1 ? "" : "s"}`))));
 }
 
+// The session's table: its qualifying part and whether its results stand ("Q3 · final").
+function renderTableState(table) {
+  if (!table || String(table.session_uid || "").startsWith("manual")) return;
+  if (view.sessionUid && String(table.session_uid) !== String(view.sessionUid)) return;
+  const state = $("#tower-state");
+  state.textContent = [table.part, table.final ? "final" : "provisional"].filter(Boolean).join(" · ");
+  state.dataset.final = table.final ? "yes" : "no";
+}
+
 function renderLog(record) {
   const level = String(record.levelname || "").toLowerCase();
   const time = String(record.timestamp || "").slice(11, 19);
@@ -231,6 +252,7 @@ const live = new Live(
       $("#laps").replaceChildren();
       (data.laps || []).forEach(renderLap);
       (data.boards || []).forEach(renderBoard);
+      renderTableState(data.standings);
       $("#log").replaceChildren();
       (data.logs || []).forEach(renderLog);
       renderInputs(data.inputs);
@@ -245,7 +267,7 @@ const live = new Live(
     drivers(data) { for (const d of data) view.drivers.set(d.car_index, d); },
     tower: renderTower,
     outline: (piece) => { map.setOutline(piece.points, piece.start); redraw(map); },
-    standings: renderBoard,
+    standings: (table) => { renderBoard(table); renderTableState(table); },
     lap: renderLap,
     event: renderEvent,
     log: renderLog,
