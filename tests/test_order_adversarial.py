@@ -235,3 +235,43 @@ def test_a_restarted_producer_with_a_new_session_and_sequence_ends_with_both_tru
     check_inputs(timer)
     timer.request("CLOSE")
     timer.close()
+
+
+def test_flat_out_in_a_stack_is_acknowledged_by_the_stacks_lap_timer(tmp_path):
+    """`raceplane replay --flat-out` with no --ack: the running stack's lap timer is found
+    through its control room, the replay goes as fast as it applies and ends when it has all."""
+    from e2e_support import Stack, demo_setup
+
+    options = SessionOptions(cars=20, laps=2, seed=16, rate=10)
+    truth, datagrams = make_capture(tmp_path / "race.rpcap", options, uid=0xAD_0005)
+    files = demo_setup(tmp_path / "stack", autostart=False)
+    stack = Stack.start(files)
+    try:
+        # No waiting for the lap timer's streams here: the replay does it.
+        stack.wait_running(("telemetry_decoder", "lap_timer"))
+        replay = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "modules.game_sim.replay",
+                str(tmp_path / "race.rpcap"),
+                "--flat-out",
+                *("--target-port", str(files.udp_port)),
+                *("--control-room", f"127.0.0.1:{files.control_port}"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
+        assert replay.returncode == 0, replay.stderr[-2000:]
+        timer_at = f"127.0.0.1:{files.ports['lap_timer']}"
+        assert f"acknowledged by the stack's lap timer(s): {timer_at}" in replay.stderr
+        assert f"sent {datagrams} datagrams" in replay.stdout
+        assert f"all applied by {timer_at}" in replay.stdout
+        timer = stack.client(files.ports["lap_timer"])
+        check_laps(timer, truth)
+        check_standings(timer, truth)
+        check_inputs(timer)
+    finally:
+        stack.close()
