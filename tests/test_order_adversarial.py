@@ -154,12 +154,13 @@ def test_a_paused_lap_timer_fed_bursts_b_before_a_ends_with_truth(spawn, tmp_pat
 
 
 def test_a_flat_out_replay_waits_for_consumers_started_after_it(spawn, tmp_path):
-    """The replay first, then the lap timer, then the decoder between them: the replay sends
-    nothing until the lap timer reads every stream it needs, so nothing goes into the void."""
+    """The replay first, then two lap timers, then the decoder between them: the replay sends
+    nothing until both read every stream they need, goes as fast as the slower one applies,
+    and ends once both have everything."""
     options = SessionOptions(cars=20, laps=2, seed=12, rate=10, retirements=1)
     truth, datagrams = make_capture(tmp_path / "race.rpcap", options, uid=0xAD_0002)
     udp, log = free_port(socket.SOCK_DGRAM), str(free_port())
-    decoder_port, timer_port = free_port(), free_port()
+    decoder_port, timer_ports = free_port(), (free_port(), free_port())
     replay = subprocess.Popen(
         [
             sys.executable,
@@ -168,7 +169,7 @@ def test_a_flat_out_replay_waits_for_consumers_started_after_it(spawn, tmp_path)
             str(tmp_path / "race.rpcap"),
             "--flat-out",
             *("--target-port", str(udp)),
-            *("--ack", f"127.0.0.1:{timer_port}"),
+            *(arg for port in timer_ports for arg in ("--ack", f"127.0.0.1:{port}")),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -176,15 +177,17 @@ def test_a_flat_out_replay_waits_for_consumers_started_after_it(spawn, tmp_path)
         cwd=ROOT,
     )
     try:
-        spawn(
-            "modules.lap_timer",
-            *("--port", str(timer_port), "--db", str(tmp_path / "laps.sqlite3")),
-            *("--log-port", log),
-            stdout=open(tmp_path / "timer.log", "w"),  # noqa: SIM115
-        )
-        timer = client(timer_port)
-        # The lap timer answers (the replay's acknowledgement connects) with no stream to read.
-        assert timer.request("STATUS")["inputs"]["connected"] == []
+        timers = []
+        for number, port in enumerate(timer_ports):
+            spawn(
+                "modules.lap_timer",
+                *("--port", str(port), "--db", str(tmp_path / f"laps{number}.sqlite3")),
+                *("--log-port", log),
+                stdout=open(tmp_path / f"timer{number}.log", "w"),  # noqa: SIM115
+            )
+            timers.append(client(port))
+        # The lap timers answer (the replay's acknowledgement connects) with nothing to read.
+        assert timers[0].request("STATUS")["inputs"]["connected"] == []
         spawn(
             "modules.telemetry_decoder",
             *("--port", str(decoder_port), "--udp-port", str(udp), "--log-port", log),
@@ -195,11 +198,12 @@ def test_a_flat_out_replay_waits_for_consumers_started_after_it(spawn, tmp_path)
         replay.kill()
     assert replay.returncode == 0, err[-2000:]
     assert f"sent {datagrams} datagrams" in out and "all applied by" in out
-    check_laps(timer, truth)
-    check_standings(timer, truth)
-    check_inputs(timer)
-    timer.request("CLOSE")
-    timer.close()
+    for timer in timers:
+        check_laps(timer, truth)
+        check_standings(timer, truth)
+        check_inputs(timer)
+        timer.request("CLOSE")
+        timer.close()
 
 
 def test_a_restarted_producer_with_a_new_session_and_sequence_ends_with_both_truths(
