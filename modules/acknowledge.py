@@ -22,10 +22,16 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from dareplane_utils.client.module_client import ModuleClient
+from dareplane_utils.client.module_client import ModuleClient, ModuleError
 
 # How often STATUS is asked while the window is full (a round trip takes ~0.3 ms).
 POLL_S = 0.001
+# The modules that report STATUS inputs.applied, so a flat-out replay can wait on them.
+ACKNOWLEDGING = ("lap_timer",)
+# The stack's control room (raceplane up's default) and how long a flat-out replay gives a
+# consumer that is not up yet (started late) to answer.
+CONTROL_ROOM = "127.0.0.1:8100"
+CONNECT_S = 30.0
 
 
 class AcknowledgementError(RuntimeError):
@@ -149,3 +155,106 @@ class ConsumerAck:
                 )
             self.stop.wait(POLL_S)
         return False
+
+
+class Consumers:
+    """Several consumers acknowledged together: room for a sample once every one has it, the
+    end once every one has applied everything (as fast as the slowest). Same calls as one."""
+
+    def __init__(self, consumers: list[ConsumerAck]) -> None:
+        if not consumers:
+            raise ValueError("no consumer to acknowledge")
+        self.consumers = consumers
+        self.address = ", ".join(c.address for c in consumers)
+
+    @property
+    def stop(self) -> threading.Event:
+        return self.consumers[0].stop
+
+    @stop.setter
+    def stop(self, event: threading.Event) -> None:
+        for consumer in self.consumers:
+            consumer.stop = event
+
+    def connect(self, retries: int = 50) -> Consumers:
+        for consumer in self.consumers:
+            consumer.connect(retries)
+        return self
+
+    def close(self) -> None:
+        for consumer in self.consumers:
+            consumer.close()
+
+    def wait_for_readers(self, timeout_s: float) -> list[str]:
+        deadline = time.monotonic() + timeout_s
+        missing: set[str] = set()
+        for consumer in self.consumers:
+            unread = consumer.wait_for_readers(max(0.0, deadline - time.monotonic()))
+            missing |= {f"{stream} ({consumer.address})" for stream in unread}
+        return sorted(missing)
+
+    def reads(self, stream: str) -> bool:
+        return any(consumer.reads(stream) for consumer in self.consumers)
+
+    def sent(self, session_uid: str, seq: float) -> None:
+        for consumer in self.consumers:
+            consumer.sent(session_uid, seq)
+
+    def wait_for_room(self, session_uid: str, seq: float) -> bool:
+        return all(consumer.wait_for_room(session_uid, seq) for consumer in self.consumers)
+
+    def finish(self) -> bool:
+        return all(consumer.finish() for consumer in self.consumers)
+
+
+def stack_consumers(control_room: str = CONTROL_ROOM) -> list[str]:
+    """HOST:PORT of every acknowledging module of the stack whose control room answers at
+    `control_room`, up or still starting; [] when no control room answers there."""
+    host, _, port = control_room.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"give the control room as HOST:PORT, not {control_room!r}")
+    client = ModuleClient(host, int(port), timeout=5.0)
+    try:
+        client.connect(retries=1)
+    except (ConnectionError, OSError):
+        return []
+    try:
+        with client:
+            modules = client.request("STATUS").get("modules") or []
+    except (ModuleError, ConnectionError, OSError, TimeoutError):
+        return []
+    found = []
+    for module in modules:
+        if module.get("kind") in ACKNOWLEDGING and module.get("state") not in ("stopped", "failed"):
+            at_host, _, at_port = str(module.get("address", "")).rpartition(":")
+            # A module bound to every interface answers on loopback too.
+            at_host = host if at_host in ("0.0.0.0", "", "::") else at_host
+            found.append(f"{at_host}:{at_port}")
+    return found
+
+
+def flat_out_consumers(
+    named: list[str] | None,
+    control_room: str,
+    window: int,
+    stop: threading.Event,
+    streams: Iterable[str] = (),
+    note: Any = print,
+) -> Consumers | None:
+    """The consumers a flat-out replay acknowledges: those named (--ack), else the running
+    stack's lap timers; None (and a note saying so) when there are none."""
+    addresses = named or stack_consumers(control_room)
+    if not addresses:
+        note(
+            f"no consumer to acknowledge (no --ack, no lap timer in a stack at {control_room}): "
+            "flat out goes as fast as sending goes"
+        )
+        return None
+    acks = [
+        ConsumerAck.parse(address, window=window, stop=stop, streams=streams)
+        for address in addresses
+    ]
+    consumers = Consumers(acks).connect(retries=int(CONNECT_S / 0.1))
+    if not named:
+        note(f"acknowledged by the stack's lap timer(s): {consumers.address}")
+    return consumers

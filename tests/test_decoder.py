@@ -335,7 +335,7 @@ def test_capture_then_replay_gives_the_same_streams(decoder: Decoder, spawn, tmp
     with ModuleClient("127.0.0.1", tcp_port, timeout=10).connect(retries=200) as client:
         second = Decoder(None, client, udp_port, None)
         replayed_inlet = second.inlet("raceplane.car_status")
-        replayer = spawn("modules.game_sim.replay", str(path), "--flat-out",
+        replayer = spawn("modules.game_sim.replay", str(path), "--flat-out", "--no-ack",
                          "--target-port", str(udp_port))  # fmt: skip
         assert replayer.wait(timeout=30) == 0
         replayed = pull(replayed_inlet, len(payloads))

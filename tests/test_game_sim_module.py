@@ -229,7 +229,8 @@ def test_replay_command_line(spawn, sink, tmp_path):
     path = tmp_path / "race.rpcap"
     sent = make_capture(path)
     process = spawn(
-        "modules.game_sim.replay", str(path), "--flat-out", "--target-port", str(sink.port)
+        "modules.game_sim.replay",
+        *(str(path), "--flat-out", "--no-ack", "--target-port", str(sink.port)),
     )
     assert process.wait(timeout=30) == 0
     wait_until(lambda: len(sink.datagrams) >= len(sent), message="replayed datagrams")

@@ -115,11 +115,11 @@ def test_a_replay_of_overlapping_files_shows_laps_and_standings_in_the_lap_timer
         "replay",
         str(second),
         str(first),
-        "--flat-out",  # in step with the lap timer all the same (replay.py's order rules)
+        "--flat-out",  # as fast as the lap timer takes it, ending once it has applied it all
+        "--ack",
+        f"127.0.0.1:{port}",
         "--wait-s",
         "30",
-        "--linger-s",
-        "2",
     )
     output, _ = player.communicate(timeout=90)
     assert player.returncode == 0, output
@@ -194,7 +194,7 @@ def test_replay_command_errors(tmp_path):
     assert missing.returncode == 1 and "no such file" in missing.stderr
     garbage = tmp_path / "garbage.txt"
     garbage.write_text("not a line\n" * 3)
-    result = run("replay", str(garbage), "--flat-out", "--linger-s", "0")
+    result = run("replay", str(garbage), "--flat-out", "--no-ack", "--linger-s", "0")
     assert result.returncode == 1
     assert "0 of 3 lines replayed, 3 unreadable" in result.stdout
     assert f"{garbage} is not live timing data" in result.stderr

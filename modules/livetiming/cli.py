@@ -3,7 +3,12 @@ replay such files onto Raceplane's streams (the command a person types; the supe
 is `python -m modules.livetiming`).
 
     raceplane livetiming save FILE [--append] [--timeout S] [--publish]
-    raceplane livetiming replay FILE... [--speed N | --flat-out] [--ack HOST:PORT]
+    raceplane livetiming replay FILE... [--speed N | --flat-out [--no-ack]] [--ack HOST:PORT]
+
+Flat out sends as fast as the slowest consumer takes the samples and ends when the consumers
+have applied everything: those named with --ack, else the lap timers of the stack whose control
+room answers at --control-room (raceplane up's, 127.0.0.1:8100); with neither, as fast as
+publishing goes (said on stderr).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from dareplane_utils.logging.logger import get_logger
 from dareplane_utils.module_cli import ConfigError, load_toml
-from modules.acknowledge import AcknowledgementError, ConsumerAck
+from modules.acknowledge import CONTROL_ROOM, AcknowledgementError, flat_out_consumers
 
 from .client import ClientOptions, add_connection_options
 from .publish import Publisher
@@ -62,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("replay", help="publish saved files on raceplane.* streams")
     rep.add_argument("files", type=Path, nargs="+", help="one session's files, any order")
     rep.add_argument("--speed", type=float, default=1.0, help="N times as fast as recorded")
-    rep.add_argument("--flat-out", action="store_true", help="as fast as possible")
+    rep.add_argument(
+        "--flat-out",
+        action="store_true",
+        help="as fast as the consumers (--ack, else the stack's lap timers) take it",
+    )
     rep.add_argument(
         "--wait-s",
         type=float,
@@ -75,8 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--ack",
         metavar="HOST:PORT",
+        action="append",
         help="a consumer reporting STATUS inputs.applied (the lap timer's command port): stay "
-        "at most a window ahead of it and end when it has applied everything",
+        "at most a window ahead of it and end when it has applied everything (repeatable)",
+    )
+    rep.add_argument(
+        "--control-room",
+        metavar="HOST:PORT",
+        default=CONTROL_ROOM,
+        help="flat out without --ack: acknowledge the lap timers of the stack run from here",
+    )
+    rep.add_argument(
+        "--no-ack", action="store_true", help="flat out without waiting for any consumer"
     )
     for command in (save, rep):
         command.add_argument(
@@ -165,11 +184,17 @@ def run_replay(args: argparse.Namespace, logger: logging.Logger) -> int:
     stop = threading.Event()
     _stop_on_signals(stop.set)
     consumer = None
+    named = [args.ack] if isinstance(args.ack, str) else args.ack  # a config file gives one
     try:
-        if args.ack:
-            consumer = ConsumerAck.parse(
-                args.ack, window=ACK_WINDOW, stop=stop, streams=READ_STREAMS
-            ).connect()
+        if named or (args.flat_out and not args.no_ack):
+            consumer = flat_out_consumers(
+                named,
+                args.control_room,
+                ACK_WINDOW,
+                stop,
+                READ_STREAMS,
+                note=lambda text: print(f"raceplane livetiming: {text}", file=sys.stderr),
+            )
         wait_for_readers(publisher, args.wait_s, logger, stop)
         if consumer is not None:
             for name in READ_STREAMS:  # open, so the consumer can find them

@@ -138,6 +138,7 @@ class Bridge:
             "source": self.feeds.source_status(),
             "streams": self.feeds.describe(),
             "inputs": self.feeds.inputs(),
+            "merge": self.feeds.merge_status(),
             "websocket": self.hub.status(),
             "log_tail_connected": self.logs.connected,
             "session": session,

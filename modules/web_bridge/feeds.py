@@ -5,6 +5,12 @@ StreamWatcher to each stream it has not seen, and the poll loop pulls every watc
 milliseconds, turns new samples into LiveState messages and hands them to `publish`. One lock
 guards the watchers and the state, so HTTP handlers read a consistent picture; the telemetry
 frame the WebSocket clients get is swapped in whole and read without it.
+
+Every stream is read with the exact pull (`StreamWatcher.pull`: each sample once, in order, a
+backlog waits in liblsl; overruns counted in STATUS `streams`), and the producer's JSON streams
+that carry its sequence (session, participants, events) are handed to the state in that
+order (SequenceMerge, docs/DESIGN.md "Order"), not in the order their inlets delivered them:
+an event names drivers the participants sample before it introduced, whatever the schedule.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dareplane_utils.stream_watcher.lsl_stream_watcher import (
     StreamNotFoundError,
     StreamWatcher,
 )
+from dareplane_utils.stream_watcher.merge import SequenceMerge
 from modules.expected_inputs import expect
 from modules.stream_catalogue import USER_PREFIX
 
@@ -41,6 +48,16 @@ DISCOVER_S = 1.0  # how often discovery looks at what the resolver knows
 FORGET_S = 5.0  # a stream not heard from for this long drops out of discovery's view
 CONNECT_TIMEOUT_S = 5.0  # a loaded machine can take seconds to answer an inlet's first call
 HEALTH_CHECK_S = 0.5  # how often the poll loop asks whether an expected stream is missing
+# The producer's JSON streams merged by its sequence, in the order of one step's samples (the
+# game's send order). The lap timer's and the engineer's streams are not: they are computed
+# from the producer's and come later by design (each is in order on its own inlet).
+MERGED = ("raceplane.session", "raceplane.participants", "raceplane.events")
+# How long a merged sample waits for an input connected but not heard from yet (or one whose
+# numbers happened to rise by one a few times): short, the dashboard shows what comes. A sparse
+# input (the normal case) is waited for SPARSE_WAIT_S after the sample arrived, the skew
+# between two inlets of one producer.
+WATERMARK_S = 0.2
+SPARSE_WAIT_S = 0.01
 # What the dashboard cannot do without (--expect): the decoder's live picture, the lap timer's.
 EXPECTED = (
     "raceplane.car_telemetry",
@@ -63,7 +80,9 @@ class Watched:
     samples: int = 0
     last_t: float | None = None
     bad_json: int = 0
-    overrun: int = 0  # samples that came faster than one ring per poll: never seen here
+    # Samples overwritten in the ring before they were pulled (StreamWatcher.overruns): pull
+    # takes from liblsl only what fits, so never seen unless something else fills the ring.
+    overrun: int = 0
 
 
 class Feeds:
@@ -85,6 +104,8 @@ class Feeds:
         self.only = set(names) if names else None  # None: every raceplane.* stream
         self.streams: dict[str, Watched] = {}
         self.sources = SourceRule()  # whose session data is shown (guarded by the lock)
+        self.merge = _new_merge()  # the producer's JSON samples in its order (poll thread)
+        self._late = 0  # merge.counts["late"] already logged
         self.telemetry_t: float | None = None  # LSL time of the newest telemetry row
         self.telemetry_seq = 0  # grows with every telemetry row: clients send only news
         self._moved = 0  # motion rows seen: the map changed
@@ -180,6 +201,16 @@ class Feeds:
                     if name in SESSION_STREAMS and producer_of(watched.source_id) != showing:
                         watched.watcher.disconnect()
                         del self.streams[name]
+                        if name in MERGED:
+                            self.merge.remove_input(name)
+                # Another producer's sequence starts afresh: what the old one left goes first.
+                held = self.merge.drain()
+                self.merge = _new_merge()
+                for name in MERGED:
+                    if name in self.streams:
+                        self.merge.add_input(name)
+                self._late = 0
+                self.publish([m for name, obj in held for m in self.state.on_json(name, obj)])
         for note in notes:
             self.logger.info("source: %s", note)
 
@@ -208,6 +239,8 @@ class Feeds:
             if old is not None:
                 old.watcher.disconnect()
             self.streams[name] = Watched(watcher, source_id, created_at, is_json)
+            if name in MERGED and is_json:
+                self.merge.add_input(name)
             if not is_json:
                 self.state.plan(name, watcher.channel_names)
             self._health(self.health.found(name, time.time()))
@@ -252,23 +285,38 @@ class Feeds:
                     self.logger.warning("%s lost: %s", name, error)
                     watched.watcher.disconnect()
                     del self.streams[name]
+                    if name in MERGED:
+                        self.merge.remove_input(name)
                     self._health(self.health.lost(name, time.time()))
+            if is_json:
+                messages += self._merged()
             if self.telemetry_seq != seq or self._moved != moved:
                 self.frame = TelemetryFrame.of(self.telemetry_seq, self.telemetry_t, self.state)
         return messages
 
     def _pull(self, name: str, watched: Watched) -> list[Message]:
-        n = watched.watcher.update()
+        """Everything `name` has delivered, each sample once: into the state, or (a merged
+        stream) into the merge."""
+        watcher = watched.watcher
+        began = time.monotonic()
+        chunks, n = [], 0
+        while True:  # a ring per bite; a backlog waits in liblsl until the next one
+            data, stamps = watcher.pull()
+            if len(stamps):
+                chunks.append((data, stamps))
+                n += len(stamps)
+            if len(stamps) < watcher.ring.size:
+                break
+        if watcher.overruns != watched.overrun:
+            watched.overrun = watcher.overruns  # StreamWatcher logged it; STATUS says it
+        if name in MERGED:
+            self.merge.drained(name, began)  # what had arrived by `began` is in `chunks`
         if not n:
             return []
         watched.samples += n
         self._health(self.health.arrived(name, n, time.time()))
-        if n > RING_SAMPLES:  # a burst larger than the ring between two polls
-            watched.overrun += n - RING_SAMPLES
+        watched.last_t = float(chunks[-1][1][-1])
         if not watched.is_json:
-            # Only the newest row makes the picture: copying the burst would cost for nothing.
-            data, stamps = watched.watcher.last(1)
-            watched.last_t = float(stamps[-1])
             if name not in NUMERIC_FIELDS:
                 return []
             if name == "raceplane.car_telemetry":
@@ -276,22 +324,49 @@ class Feeds:
                 self.telemetry_seq += n
             elif name == "raceplane.motion":
                 self._moved += n
-            return self.state.on_rows(name, data, n)
-        data, stamps = watched.watcher.last(min(n, RING_SAMPLES))
-        watched.last_t = float(stamps[-1])
+            # Only the newest row makes the picture.
+            return self.state.on_rows(name, chunks[-1][0][-1:], n)
         if name not in JSON_STREAMS:
             return []
         messages = []
-        for text in data[:, 0]:
-            try:
-                obj = json.loads(text)
-            except (TypeError, ValueError):
-                watched.bad_json += 1
-                if watched.bad_json == 1:
-                    self.logger.warning("%s: a sample that is not JSON: %.80r", name, text)
-                continue
-            messages += self.state.on_json(name, obj)
+        for data, _ in chunks:
+            for text in data[:, 0]:
+                try:
+                    obj = json.loads(text)
+                except (TypeError, ValueError):
+                    watched.bad_json += 1
+                    if watched.bad_json == 1:
+                        self.logger.warning("%s: a sample that is not JSON: %.80r", name, text)
+                    continue
+                key = _sequence(obj) if name in MERGED else None
+                if key is None:
+                    messages += self.state.on_json(name, obj)
+                else:
+                    self.merge.push(name, key[0], key[1], obj, began)
         return messages
+
+    def _merged(self) -> list[Message]:
+        """The merged samples that may go now, in the producer's order, as messages."""
+        messages = [m for name, obj in self.merge.release() for m in self.state.on_json(name, obj)]
+        late = self.merge.counts["late"]
+        if late > self._late:
+            self.logger.warning(
+                "%d samples came after later ones had been shown (late, by stream: %s)",
+                late - self._late,
+                self.merge.late,
+            )
+            self._late = late
+        return messages
+
+    def merge_status(self) -> dict[str, Any]:
+        """STATUS `merge`: what the producer's order did (counts as the lap timer's)."""
+        with self.lock:
+            return {
+                **self.merge.counts,
+                "held": self.merge.pending,
+                "stale": self.merge.stale,
+                "late_by_stream": dict(self.merge.late),
+            }
 
     def _health(self, transitions: list) -> None:
         """Log what changed and tell the dashboards (its banner); under `lock`."""
@@ -367,6 +442,23 @@ class Feeds:
                 "t": [float(t) for t in stamps[-limit:]],
                 "values": _plain(column) if not watched.is_json else [str(v) for v in column],
             }
+
+
+def _new_merge() -> SequenceMerge:
+    return SequenceMerge(MERGED, watermark_s=WATERMARK_S, sparse_wait_s=SPARSE_WAIT_S)
+
+
+def _sequence(obj: Any) -> tuple[str, float] | None:
+    """(session uid, overall frame identifier) of a producer's JSON sample; None if it does not
+    say (shown at once, as it comes). Live timing numbers these streams and lap_data together,
+    so for the bridge its numbers have gaps: merged as any producer's, never as contiguous."""
+    header = obj.get("header") if isinstance(obj, dict) else None
+    if not isinstance(header, dict):
+        return None
+    try:
+        return str(header["session_uid"]), float(header["overall_frame_identifier"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _plain(values: np.ndarray) -> list[float | None]:
