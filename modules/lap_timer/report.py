@@ -47,6 +47,7 @@ class PitVisit:
     stationary_ms: int
     exit_s: float  # session time of the first frame out of the pit lane
     kind: str = "tyres"  # or what it served: "drive_through", "stop_go"
+    exit_tyre_age: int | None = None  # CarStatus's tyre age as the car left: the set fitted
 
 
 @dataclass
@@ -58,11 +59,13 @@ class ReportState:
     reasons: dict[int, int] = field(default_factory=dict)  # car -> EA's result reason
     entrants: dict[int, dict[str, Any]] = field(default_factory=dict)  # race number, network id
     classification: dict[int, dict[str, Any]] = field(default_factory=dict)
+    start_ages: dict[int, int] = field(default_factory=dict)  # car -> age of its first set
     ended: bool = False
     version: int = 0
     # Cars in the pit lane now: {lap, lane_ms, stop_ms, t (last frame), from_track}.
     _lane: dict[int, dict[str, Any]] = field(default_factory=dict)
     _laps: dict[int, int] = field(default_factory=dict)  # each car's current lap
+    _age_due: dict[int, PitVisit] = field(default_factory=dict)  # visits awaiting a tyre age
 
     # ----- inputs ---------------------------------------------------------------------------
 
@@ -88,10 +91,25 @@ class ReportState:
                 if lane["from_track"]:
                     # The timer's last value is one frame old: add that frame.
                     lane_ms = lane["lane_ms"] + round((t - lane["t"]) * 1000)
-                    self.visits.append(
-                        PitVisit(index, lane["lap"], lane_ms, lane["stop_ms"], exit_s=t)
-                    )
+                    visit = PitVisit(index, lane["lap"], lane_ms, lane["stop_ms"], exit_s=t)
+                    self.visits.append(visit)
+                    self._age_due[index] = visit
                     self.version += 1
+
+    def on_tyre_ages(self, ages: list[int | None]) -> None:
+        """CarStatus's tyre ages (laps): a car's first set as it is first seen on a lap, and
+        the set fitted at each pit visit as the car leaves (CarStatus follows LapData in a
+        frame, so the exit frame's status already shows the new set)."""
+        for index, age in enumerate(ages[:MAX_CARS]):
+            if age is None or index not in self._laps:
+                continue
+            if index not in self.start_ages:
+                self.start_ages[index] = age
+                self.version += 1
+            visit = self._age_due.pop(index, None)
+            if visit is not None:
+                visit.exit_tyre_age = age
+                self.version += 1
 
     def on_event(self, packet: dict[str, Any]) -> None:
         code = packet.get("code")
@@ -149,6 +167,7 @@ class ReportState:
         self.penalties = [p for p in self.penalties if p["session_time_s"] <= back_to]
         self.visits = [v for v in self.visits if v.exit_s <= back_to]
         self._lane.clear()
+        self._age_due.clear()
 
     def on_participants(self, packet: dict[str, Any]) -> None:
         active = int(packet.get("num_active_cars", MAX_CARS))
@@ -183,6 +202,7 @@ class ReportState:
             "reasons": {str(k): v for k, v in self.reasons.items()},
             "entrants": {str(k): v for k, v in self.entrants.items()},
             "classification": {str(k): v for k, v in self.classification.items()},
+            "start_ages": {str(k): v for k, v in self.start_ages.items()},
             "ended": self.ended,
         }
 
@@ -194,6 +214,7 @@ class ReportState:
             reasons={int(k): v for k, v in data.get("reasons", {}).items()},
             entrants={int(k): v for k, v in data.get("entrants", {}).items()},
             classification={int(k): v for k, v in data.get("classification", {}).items()},
+            start_ages={int(k): v for k, v in data.get("start_ages", {}).items()},
             ended=bool(data.get("ended", False)),
         )
 
@@ -227,8 +248,20 @@ def _penalty_view(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _stints(session: Session, key: Any, classified: dict[str, Any] | None) -> list[dict]:
-    """The game's own stints (FinalClassification) when the session is over, else the laps'."""
+def _stints(
+    session: Session, key: Any, classified: dict[str, Any] | None, ages: list[int | None]
+) -> list[dict]:
+    """The game's own stints (FinalClassification) when the session is over, else the laps'.
+
+    `ages`: the tyre age at the start of each stint, in order (the first set's, then the set
+    fitted at each tyre stop); a stint beyond them has an unknown age (None)."""
+    stints = _stint_laps(session, key, classified)
+    for number, stint in enumerate(stints):
+        stint["tyre_age_at_start"] = ages[number] if number < len(ages) else None
+    return stints
+
+
+def _stint_laps(session: Session, key: Any, classified: dict[str, Any] | None) -> list[dict]:
     if classified and int(classified.get("num_tyre_stints", 0)) > 0:
         stints, start = [], 1
         count = int(classified["num_tyre_stints"])
@@ -246,7 +279,6 @@ def _stints(session: Session, key: Any, classified: dict[str, Any] | None) -> li
                     "start_lap": start,
                     "end_lap": end,
                     "laps": end - start + 1,
-                    "tyre_age_at_start": None,
                 }
             )
             start = end + 1
@@ -266,13 +298,14 @@ def _stints(session: Session, key: Any, classified: dict[str, Any] | None) -> li
                     "start_lap": number,
                     "end_lap": number,
                     "laps": 1,
-                    "tyre_age_at_start": None,
                 }
             )
     return stints
 
 
 def _pit_stops(state: ReportState, index: Any) -> list[dict[str, Any]]:
+    """The car's pit stops; each still carries `exit_s` and `exit_tyre_age` (for the stints),
+    which the report leaves out."""
     stops = [
         {
             "lap": v.lap,
@@ -280,6 +313,7 @@ def _pit_stops(state: ReportState, index: Any) -> list[dict[str, Any]]:
             "pit_lane_ms": v.pit_lane_ms,
             "stationary_ms": v.stationary_ms,
             "exit_s": v.exit_s,
+            "exit_tyre_age": v.exit_tyre_age,
         }
         for v in state.visits
         if v.car_index == index
@@ -294,8 +328,6 @@ def _pit_stops(state: ReportState, index: Any) -> list[dict[str, Any]]:
                 elif "stop_time_s" in served:
                     stop["stationary_ms"] = round(served["stop_time_s"] * 1000)
                 break
-    for stop in stops:
-        del stop["exit_s"]
     return stops
 
 
@@ -366,6 +398,12 @@ def build_report(session: Session, state: ReportState, rules: PointsRules) -> di
             default=None,
         )
         entrant = state.entrants.get(key, {})
+        stops = _pit_stops(state, key) if game else []
+        ages = [state.start_ages.get(key)] + [
+            s["exit_tyre_age"] for s in stops if s["kind"] == "tyres"
+        ]
+        for stop in stops:
+            del stop["exit_s"], stop["exit_tyre_age"]
         classification.append(
             {
                 "position": row["position"],
@@ -389,8 +427,8 @@ def build_report(session: Session, state: ReportState, rules: PointsRules) -> di
                 "best_sectors_ms": row["best_sectors_ms"],
                 "pit_stop_count": row["pit_stops"],
                 "points": row["points"],
-                "stints": _stints(session, key, classified) if game else [],
-                "pit_stops": _pit_stops(state, key) if game else [],
+                "stints": _stints(session, key, classified, ages) if game else [],
+                "pit_stops": stops,
                 "penalties": penalties,
                 "warnings": sum(1 for p in penalties if p["kind"] == "warning"),
                 "laps_invalidated": sum(1 for p in penalties if p["kind"] == "lap invalidated"),
