@@ -221,7 +221,9 @@ class LapTimer:
         with self._lock:
             self._tyres[session_uid] = compounds
             if ages is not None and session_uid in self.sessions:
-                self._report_state(session_uid).on_tyre_ages(ages)
+                state = self._report_state(session_uid)
+                state.feed = session_uid in self._feed_timed
+                state.on_tyres(compounds, ages)
 
     def on_session(self, packet: dict[str, Any]) -> None:
         with self._lock:
