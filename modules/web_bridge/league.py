@@ -66,6 +66,7 @@ class LeagueService:
         self.publish = publish
         self._lock = threading.Lock()
         self._table: dict[str, Any] | None = None
+        self._table_stamp = (0, 0)  # the database file's (mtime, size) the table was made from
         # Reports of the sessions the file lists, fetched once from the lap timer: they are
         # final when listed, so they do not change.
         self._listed: dict[str, dict[str, Any]] = {}
@@ -97,14 +98,20 @@ class LeagueService:
         ]
         return table
 
+    def _stamp(self) -> tuple[int, int]:
+        stat = self.db.stat()
+        return stat.st_mtime_ns, stat.st_size
+
     def table(self) -> dict[str, Any]:
         with self._lock:
-            if self._table is None:
+            # `raceplane league` may have written to the same database meanwhile.
+            if self._table is None or self._stamp() != self._table_stamp:
                 store = self._store()
                 try:
                     self._table = self._compute(store)
                 finally:
                     store.close()
+                self._table_stamp = self._stamp()
             return self._table
 
     def _write(self, change: Callable[[LeagueStore], Any]) -> tuple[Any, dict[str, Any]]:
@@ -115,6 +122,7 @@ class LeagueService:
                 self._table = self._compute(store)
             finally:
                 store.close()
+            self._table_stamp = self._stamp()
             table = self._table
         self.publish([Message("league", table)])
         return done, table
