@@ -29,7 +29,10 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "overlay
 RACE = {"track": "spielberg", "laps": 3, "cars": 20, "speed": 8, "rate": 10, "seed": 5}
 TRANSPARENT = "rgba(0, 0, 0, 0)"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium"),
+    pytest.mark.timeout(300),  # a whole race, on a shared 2-core machine
+]
 
 
 def league_file(drivers: list[str]) -> str:
@@ -165,6 +168,13 @@ def code(name: str) -> str:
     return "".join(capitals or name.split()[-1:])[:3].upper()
 
 
+def league_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "modules.cli", "league", *args],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+
+
 def format_lap(ms: int) -> str:
     minutes, rest = divmod(ms, 60_000)
     return f"{minutes}:{rest // 1000:02d}.{rest % 1000:03d}"
@@ -252,6 +262,20 @@ def test_league_admin_attaches_and_disqualifies_and_pages_follow(
 
         csv = httpx.get(race.bridge.url + "api/league/standings.csv", timeout=10).text
         assert csv.splitlines()[1].startswith(f"1,{order[1]},")
+
+        # Page and command share the league's database, both ways.
+        league = str(race.dev.directory / "league.toml")
+        listed = league_cli("decisions", league).stdout
+        assert "illegal plank wear" in listed and "Chief Steward" in listed
+        league_cli(
+            "decide", league, "Austria", order[1], "--points", "5",
+            "--by", "Chief Steward", "--why", "unsafe release",
+        )  # fmt: skip
+        public.reload()
+        expect(public.locator(f'#drivers tr[data-driver="{order[1]}"] td').nth(3)).to_have_text(
+            "20"
+        )
+        expect(public.locator("#decisions")).to_contain_text("unsafe release")
     finally:
         public.close()
         admin.close()
