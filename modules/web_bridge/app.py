@@ -15,6 +15,7 @@ import hmac
 import re
 import tempfile
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -391,7 +392,7 @@ def _locked(why: str, path: str = "/admin") -> str:
     return (
         "<!doctype html><meta charset=utf-8><title>Raceplane admin</title>"
         '<link rel=stylesheet href="/static/app.css"><main class="locked">'
-        f"<h1>Admin locked</h1><p>{why}.</p><form method=get action={path}>"
+        f"<h1>Admin locked</h1><p>{why}.</p><form method=get action={escape(path)}>"
         "<label>Token <input name=token type=password autocomplete=off></label>"
         "<button>Open</button></form></main>"
     )
