@@ -27,8 +27,9 @@ def raced(tmp_path_factory):
     store = Store(db)
     timer = LapTimer(store, PointsRules())
     options = SessionOptions(
-        rate=RATE, laps=5, cars=20, seed=3, retirements=1, penalties=3, late_joiners=1
-    )
+        rate=RATE, laps=5, cars=20, seed=3, retirements=1, penalties=3, late_joiners=1,
+        used_sets=4,
+    )  # fmt: skip
     game = Game(timer, options, uid=0x5EED_0019)
     game.run()
     timer.flush()
@@ -45,6 +46,8 @@ def test_the_race_has_what_the_report_is_about(raced):
     kinds = {v["kind"] for c in cars for v in c["pit_stops"]}
     assert kinds == {"tyres", "drive_through", "stop_go"}
     assert any(c["penalty_s"] for c in cars)
+    # Some cars start on a used set: the first stint's tyre age is not always 0.
+    assert {c["stints"][0]["tyre_age_at_start"] for c in cars} == {0, 3}
 
 
 def test_grid_and_classification_equal_truth(raced):
@@ -89,8 +92,9 @@ def check_stints_stops_penalties(report: dict, truth: dict) -> None:
     rows = {r["car_index"]: r for r in report["classification"]}
     for car in truth["cars"]:
         row = rows[car["car_index"]]
-        stints = [(s["visual"], s["start_lap"], s["end_lap"]) for s in row["stints"]]
-        assert stints == [(s["visual"], s["start_lap"], s["end_lap"]) for s in car["stints"]]
+        fields = ("visual", "start_lap", "end_lap", "tyre_age_at_start")
+        stints = [tuple(s[f] for f in fields) for s in row["stints"]]
+        assert stints == [tuple(s[f] for f in fields) for s in car["stints"]], row["driver"]
         assert [s["compound"] for s in row["stints"]] == [
             ACTUAL_COMPOUND_NAMES[s["compound"]] for s in car["stints"]
         ]

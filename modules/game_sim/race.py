@@ -73,6 +73,9 @@ RETIREMENT_REASONS = (3, 8)  # EA's result reasons: terminal damage, mechanical 
 SERVED_CODES = {"drive_through": "DTSV", "stop_go": "SGSV"}
 
 
+USED_SET_LAPS = 3  # a set used in qualifying: an out-lap, a push lap, an in-lap
+
+
 @dataclass
 class SessionOptions:
     session: str = "race"
@@ -91,6 +94,9 @@ class SessionOptions:
     restricted_cars: int = 0  # online: cars whose drivers restrict their telemetry
     spectator: bool = False  # online: the receiver spectates (no car of its own, index 255)
     pit_spread: bool = False  # stops spread over the race by grid slot, not drawn at random
+    # Race cars (from the front of the grid) that start on a used set, as the top ten start
+    # on the tyres they qualified on: their first stint's tyre age is not 0.
+    used_sets: int = 0
 
     def validate(self) -> None:
         if self.session not in SESSION_TYPES:
@@ -133,6 +139,8 @@ class SessionOptions:
             raise ValueError(f"penalties must be 0..{self.cars // 2}, not {self.penalties}")
         if not 0 <= self.late_joiners <= joiners:
             raise ValueError(f"late_joiners must be 0..{joiners}, not {self.late_joiners}")
+        if not 0 <= self.used_sets <= self.cars:
+            raise ValueError(f"used_sets must be 0..{self.cars}, not {self.used_sets}")
 
 
 @dataclass
@@ -329,6 +337,8 @@ class RaceSim:
                 car.distance = -(GRID_SPACING_M * (position - 1) + 5.0)
                 car.tau = self.line.tau_at(length + car.distance)
                 car.tyre = "soft" if position <= 10 else "medium"
+                if position <= self.options.used_sets:
+                    car.tyre_age = car.stint_ages[0] = USED_SET_LAPS
                 car.fuel_kg = 1.6 * laps + 3.0
                 if laps >= 3:  # one stop: the dry-race rule of two compounds
                     lap = int(self.rng.integers(max(1, laps // 3), max(2, laps - laps // 4)))

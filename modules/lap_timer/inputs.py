@@ -51,6 +51,7 @@ def needed_channels(stream: str, labels: Sequence[str]) -> list[int]:
             SEQUENCE_CHANNEL,
             FORMAT_CHANNEL,
             *(f"car{i:02d}.visual_tyre_compound" for i in range(MAX_CARS)),
+            *(f"car{i:02d}.tyres_age_laps" for i in range(MAX_CARS)),
         }
     else:
         raise ValueError(f"{stream} is not a numeric stream the lap timer reads")
@@ -68,6 +69,7 @@ class Inputs:
         # the packet format (None where the stream has none).
         self._sequence_columns: dict[str, tuple[int, int, int, int | None]] = {}
         self._tyre_columns: np.ndarray | None = None
+        self._age_columns: np.ndarray | None = None  # None: a stream without tyre ages
         self._handlers: dict[str, Callable[[Any], None]] = {
             LAP_DATA: self._lap_data,
             CAR_STATUS: self._car_status,
@@ -96,6 +98,9 @@ class Inputs:
                 raise ValueError(f"car_status stream lacks channels: {', '.join(missing[:3])}")
             self._uid_columns = (position[wanted[0]], position[wanted[1]])
             self._tyre_columns = np.array([position[label] for label in wanted[2:]])
+            ages = [f"car{i:02d}.tyres_age_laps" for i in range(MAX_CARS)]
+            have = all(label in position for label in ages)
+            self._age_columns = np.array([position[label] for label in ages]) if have else None
 
     def sequence(self, stream: str, sample: Any) -> tuple[str, float, bool] | None:
         """The producer's order of a sample: (session uid, overall frame identifier, whether
@@ -139,7 +144,11 @@ class Inputs:
             raise ValueError("car_status channels unknown: set_channels first")
         hi, lo = self._uid_columns
         uid = (int(row[hi]) << 32) | int(row[lo])
-        self.timer.on_car_status(str(uid), [int(v) for v in row[self._tyre_columns]])
+        ages = None
+        if self._age_columns is not None:
+            # NaN: a format without the field; the report then says the age is unknown.
+            ages = [int(v) if np.isfinite(v) else None for v in row[self._age_columns]]
+        self.timer.on_car_status(str(uid), [int(v) for v in row[self._tyre_columns]], ages)
 
     def _session_history(self, packet: dict[str, Any]) -> None:
         car, laps = session_history_laps(packet)

@@ -30,6 +30,11 @@ from .standings import compute
 LAP_INVALIDATIONS = range(10, 16)  # PENA penalty types that only invalidate a lap
 WARNING, TIME_PENALTY, DISQUALIFIED = 5, 4, 6
 SERVED = {"DTSV": "drive_through", "SGSV": "stop_go"}
+# Live timing names a new stint's tyres in its own time: first as UNKNOWN (no age), then the
+# compound and the set's age, seconds later (once 35 s: WET, then SOFT). Changes this soon
+# after a set appears, before the car could have completed a lap on it, correct that set
+# rather than start another.
+SETTLE_S = 60.0
 STATUS_LABELS = {
     "finished": "finished",
     "dnf": "DNF",
@@ -47,6 +52,7 @@ class PitVisit:
     stationary_ms: int
     exit_s: float  # session time of the first frame out of the pit lane
     kind: str = "tyres"  # or what it served: "drive_through", "stop_go"
+    exit_tyre_age: int | None = None  # CarStatus's tyre age as the car left: the set fitted
 
 
 @dataclass
@@ -58,21 +64,38 @@ class ReportState:
     reasons: dict[int, int] = field(default_factory=dict)  # car -> EA's result reason
     entrants: dict[int, dict[str, Any]] = field(default_factory=dict)  # race number, network id
     classification: dict[int, dict[str, Any]] = field(default_factory=dict)
+    start_ages: dict[int, int] = field(default_factory=dict)  # car -> age of its first set
+    # Live timing (no FinalClassification, untimed in- and out-laps): each car's sets as
+    # CarStatus shows them, [{visual, age, start_lap, last_lap}] (see on_tyres).
+    feed: bool = False
+    sets: dict[int, list[dict[str, int]]] = field(default_factory=dict)
     ended: bool = False
     version: int = 0
     # Cars in the pit lane now: {lap, lane_ms, stop_ms, t (last frame), from_track}.
     _lane: dict[int, dict[str, Any]] = field(default_factory=dict)
     _laps: dict[int, int] = field(default_factory=dict)  # each car's current lap
+    _age_due: dict[int, PitVisit] = field(default_factory=dict)  # visits awaiting a tyre age
+    _in_pit: dict[int, bool] = field(default_factory=dict)  # live timing: each car's pit status
+    # Live timing: cars just out of the pit lane -> (lap, session time, tyre age) at the exit.
+    _new_set: dict[int, tuple[int, float, int | None]] = field(default_factory=dict)
+    _t: float = 0.0  # session time of the newest LapData frame
 
     # ----- inputs ---------------------------------------------------------------------------
 
     def on_frame(self, frame: LapFrame) -> None:
-        t = frame.session_time_s
+        t = self._t = frame.session_time_s
         for index in range(min(MAX_CARS, len(frame.cars["current_lap_num"]))):
             lap = frame.car("current_lap_num", index)
             if lap <= 0:
                 continue
             self._laps[index] = lap
+            if self.feed:
+                # The feed starts a stint whenever a car leaves the pit lane.
+                in_pit = frame.car("pit_status", index) > 0
+                if self._in_pit.get(index) and not in_pit:
+                    sets = self.sets.get(index)
+                    self._new_set[index] = (lap, t, sets[-1]["age_now"] if sets else None)
+                self._in_pit[index] = in_pit
             lane = self._lane.get(index)
             if frame.car("pit_lane_timer_active", index):
                 if lane is None:
@@ -88,10 +111,75 @@ class ReportState:
                 if lane["from_track"]:
                     # The timer's last value is one frame old: add that frame.
                     lane_ms = lane["lane_ms"] + round((t - lane["t"]) * 1000)
-                    self.visits.append(
-                        PitVisit(index, lane["lap"], lane_ms, lane["stop_ms"], exit_s=t)
-                    )
+                    visit = PitVisit(index, lane["lap"], lane_ms, lane["stop_ms"], exit_s=t)
+                    self.visits.append(visit)
+                    self._age_due[index] = visit
                     self.version += 1
+
+    def on_tyres(self, compounds: list[int | None], ages: list[int | None]) -> None:
+        """CarStatus's tyres: a car's first set's age as it is first seen on a lap, and the
+        set fitted at each pit visit as the car leaves (CarStatus follows LapData in a frame,
+        so the exit frame's status already shows the new set).
+
+        Live timing: the feed starts a stint as a car leaves the pit lane, and tells it in its
+        own time (CarStatus may come first, still showing the old set): the first change of
+        compound or age after the exit, before the car completes a lap, is the new set; so is
+        any change of compound or drop of age, unless it comes within SETTLE_S of the set's
+        appearing (the feed then corrects that set); an age rising by more than a lap at once
+        corrects the set's start age. Each set is kept with the laps it was seen on."""
+        for index, age in enumerate(ages[:MAX_CARS]):
+            if age is None or index not in self._laps:
+                continue
+            if index not in self.start_ages:
+                self.start_ages[index] = age
+                self.version += 1
+            visit = self._age_due.pop(index, None)
+            if visit is not None:
+                visit.exit_tyre_age = age
+                self.version += 1
+            if self.feed and index < len(compounds) and compounds[index]:
+                self._feed_set(index, int(compounds[index] or 0), age)
+
+    def _feed_set(self, index: int, visual: int, age: int) -> None:
+        lap = self._laps[index]
+        sets = self.sets.setdefault(index, [])
+        last = sets[-1] if sets else None
+        changed = last is not None and (visual, age) != (last["visual"], last["age_now"])
+        fitted = False
+        due = self._new_set.get(index) if last is not None else self._new_set.pop(index, None)
+        if due is not None and last is not None:
+            exit_lap, exit_t, exit_age = due
+            if changed and self._t - exit_t < SETTLE_S:
+                fitted = True  # the new stint, as the feed tells it
+                del self._new_set[index]
+            elif self._t - exit_t >= SETTLE_S:
+                # Nothing new said: the same set went out again (the feed's TyresNotChanged),
+                # a stint of its own from the exit, at the age it had then.
+                del self._new_set[index]
+                start_age = exit_age if exit_age is not None else last["age_now"]
+                sets.append(
+                    {"visual": last["visual"], "age": start_age, "age_now": start_age,
+                     "start_lap": exit_lap, "last_lap": exit_lap, "t": exit_t}
+                )  # fmt: skip
+                self.version += 1
+                last = sets[-1]
+        settling = last is not None and lap == last["start_lap"] and self._t - last["t"] < SETTLE_S
+        if not fitted and settling and (visual, age) != (last["visual"], last["age_now"]):
+            last.update(visual=visual, age=age, age_now=age)
+            self.version += 1
+        elif last is None or fitted or visual != last["visual"] or age < last["age_now"]:
+            sets.append(
+                {"visual": visual, "age": age, "age_now": age, "start_lap": lap, "last_lap": lap,
+                 "t": self._t}
+            )  # fmt: skip
+            self.version += 1
+        elif (last["age_now"], last["last_lap"]) != (age, lap):
+            if age > last["age_now"] + 1:
+                # More than a lap at once: the feed correcting the set's age (a used set
+                # first said to be new), not laps driven: the start age moves with it.
+                last["age"] = age - (last["age_now"] - last["age"])
+            last["age_now"], last["last_lap"] = age, lap
+            self.version += 1
 
     def on_event(self, packet: dict[str, Any]) -> None:
         code = packet.get("code")
@@ -149,6 +237,7 @@ class ReportState:
         self.penalties = [p for p in self.penalties if p["session_time_s"] <= back_to]
         self.visits = [v for v in self.visits if v.exit_s <= back_to]
         self._lane.clear()
+        self._age_due.clear()
 
     def on_participants(self, packet: dict[str, Any]) -> None:
         active = int(packet.get("num_active_cars", MAX_CARS))
@@ -183,6 +272,9 @@ class ReportState:
             "reasons": {str(k): v for k, v in self.reasons.items()},
             "entrants": {str(k): v for k, v in self.entrants.items()},
             "classification": {str(k): v for k, v in self.classification.items()},
+            "start_ages": {str(k): v for k, v in self.start_ages.items()},
+            "feed": self.feed,
+            "sets": {str(k): v for k, v in self.sets.items()},
             "ended": self.ended,
         }
 
@@ -194,6 +286,9 @@ class ReportState:
             reasons={int(k): v for k, v in data.get("reasons", {}).items()},
             entrants={int(k): v for k, v in data.get("entrants", {}).items()},
             classification={int(k): v for k, v in data.get("classification", {}).items()},
+            start_ages={int(k): v for k, v in data.get("start_ages", {}).items()},
+            feed=bool(data.get("feed", False)),
+            sets={int(k): v for k, v in data.get("sets", {}).items()},
             ended=bool(data.get("ended", False)),
         )
 
@@ -227,8 +322,40 @@ def _penalty_view(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _stints(session: Session, key: Any, classified: dict[str, Any] | None) -> list[dict]:
-    """The game's own stints (FinalClassification) when the session is over, else the laps'."""
+def _stints(
+    session: Session, key: Any, classified: dict[str, Any] | None, ages: list[int | None]
+) -> list[dict]:
+    """The game's own stints (FinalClassification) when the session is over, else the laps'.
+
+    `ages`: the tyre age at the start of each stint, in order (the first set's, then the set
+    fitted at each tyre stop); a stint beyond them has an unknown age (None)."""
+    stints = _stint_laps(session, key, classified)
+    for number, stint in enumerate(stints):
+        stint["tyre_age_at_start"] = ages[number] if number < len(ages) else None
+    return stints
+
+
+def _feed_stints(sets: list[dict[str, int]]) -> list[dict]:
+    """Live timing's stints: each set from the lap it was first seen on to the lap before the
+    next set's (the last one to the last lap the car was seen on)."""
+    stints = []
+    for number, entry in enumerate(sets):
+        end = sets[number + 1]["start_lap"] - 1 if number + 1 < len(sets) else entry["last_lap"]
+        end = max(end, entry["start_lap"])
+        stints.append(
+            {
+                "compound": None,
+                "visual": TYRES.get(entry["visual"], str(entry["visual"])),
+                "start_lap": entry["start_lap"],
+                "end_lap": end,
+                "laps": end - entry["start_lap"] + 1,
+                "tyre_age_at_start": entry["age"],
+            }
+        )
+    return stints
+
+
+def _stint_laps(session: Session, key: Any, classified: dict[str, Any] | None) -> list[dict]:
     if classified and int(classified.get("num_tyre_stints", 0)) > 0:
         stints, start = [], 1
         count = int(classified["num_tyre_stints"])
@@ -246,7 +373,6 @@ def _stints(session: Session, key: Any, classified: dict[str, Any] | None) -> li
                     "start_lap": start,
                     "end_lap": end,
                     "laps": end - start + 1,
-                    "tyre_age_at_start": None,
                 }
             )
             start = end + 1
@@ -266,13 +392,14 @@ def _stints(session: Session, key: Any, classified: dict[str, Any] | None) -> li
                     "start_lap": number,
                     "end_lap": number,
                     "laps": 1,
-                    "tyre_age_at_start": None,
                 }
             )
     return stints
 
 
 def _pit_stops(state: ReportState, index: Any) -> list[dict[str, Any]]:
+    """The car's pit stops; each still carries `exit_s` and `exit_tyre_age` (for the stints),
+    which the report leaves out."""
     stops = [
         {
             "lap": v.lap,
@@ -280,6 +407,7 @@ def _pit_stops(state: ReportState, index: Any) -> list[dict[str, Any]]:
             "pit_lane_ms": v.pit_lane_ms,
             "stationary_ms": v.stationary_ms,
             "exit_s": v.exit_s,
+            "exit_tyre_age": v.exit_tyre_age,
         }
         for v in state.visits
         if v.car_index == index
@@ -294,8 +422,6 @@ def _pit_stops(state: ReportState, index: Any) -> list[dict[str, Any]]:
                 elif "stop_time_s" in served:
                     stop["stationary_ms"] = round(served["stop_time_s"] * 1000)
                 break
-    for stop in stops:
-        del stop["exit_s"]
     return stops
 
 
@@ -366,6 +492,12 @@ def build_report(session: Session, state: ReportState, rules: PointsRules) -> di
             default=None,
         )
         entrant = state.entrants.get(key, {})
+        stops = _pit_stops(state, key) if game else []
+        ages = [state.start_ages.get(key)] + [
+            s["exit_tyre_age"] for s in stops if s["kind"] == "tyres"
+        ]
+        for stop in stops:
+            del stop["exit_s"], stop["exit_tyre_age"]
         classification.append(
             {
                 "position": row["position"],
@@ -389,8 +521,14 @@ def build_report(session: Session, state: ReportState, rules: PointsRules) -> di
                 "best_sectors_ms": row["best_sectors_ms"],
                 "pit_stop_count": row["pit_stops"],
                 "points": row["points"],
-                "stints": _stints(session, key, classified) if game else [],
-                "pit_stops": _pit_stops(state, key) if game else [],
+                "stints": (
+                    _feed_stints(state.sets.get(key, []))
+                    if game and state.feed
+                    else _stints(session, key, classified, ages)
+                    if game
+                    else []
+                ),
+                "pit_stops": stops,
                 "penalties": penalties,
                 "warnings": sum(1 for p in penalties if p["kind"] == "warning"),
                 "laps_invalidated": sum(1 for p in penalties if p["kind"] == "lap invalidated"),

@@ -212,9 +212,18 @@ class LapTimer:
             state = self.reports[uid] = ReportState()
         return state
 
-    def on_car_status(self, session_uid: str, compounds: list[int | None]) -> None:
+    def on_car_status(
+        self,
+        session_uid: str,
+        compounds: list[int | None],
+        ages: list[int | None] | None = None,
+    ) -> None:
         with self._lock:
             self._tyres[session_uid] = compounds
+            if ages is not None and session_uid in self.sessions:
+                state = self._report_state(session_uid)
+                state.feed = session_uid in self._feed_timed
+                state.on_tyres(compounds, ages)
 
     def on_session(self, packet: dict[str, Any]) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from dareplane_utils.module_cli import module_parser, parse_module_args
 from .app import Parts, create_app
 from .feeds import EXPECTED, Feeds
 from .hub import Hub
+from .league import LeagueService
 from .links import Link, parse_address
 from .logtail import LogTail
 
@@ -53,6 +55,9 @@ class Bridge:
         self.lap_timer = Link("lap_timer", *parse_address(args.lap_timer))
         self.recorder = Link("recorder", *parse_address(args.recorder))
         self.token = args.token or os.environ.get(TOKEN_ENV) or None
+        league = None
+        if args.league:
+            league = LeagueService(args.league, args.league_db, self.lap_timer, self._publish)
         parts = Parts(
             self.feeds,
             self.hub,
@@ -61,6 +66,7 @@ class Bridge:
             self.recorder,
             None if is_loopback(args.http_host) else self.token,
             self.status,
+            league,
         )
         config = uvicorn.Config(
             create_app(parts),
@@ -178,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--token", default=None, help=f"write/admin token off loopback (env {TOKEN_ENV})"
     )
+    parser.add_argument(
+        "--league", default=None, metavar="LEAGUE.toml", help="serve this league (/league)"
+    )
+    parser.add_argument(
+        "--league-db", default=None, help="the league's database (default: beside the file)"
+    )
     args = parse_module_args(parser, argv)
     for option in ("lap_timer", "recorder"):
         try:
@@ -190,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             f"(or {TOKEN_ENV}) so writes and /admin are protected"
         )
     logger = get_logger("web_bridge", log_host=args.log_host, log_port=args.log_port)
-    bridge = Bridge(args, logger)
+    try:
+        bridge = Bridge(args, logger)
+    except (ValueError, sqlite3.Error) as error:  # a wrong league file: each problem's line
+        parser.error(str(error))
     server = DefaultServer(
         port=args.port,
         ip=args.host,

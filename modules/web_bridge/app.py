@@ -15,6 +15,7 @@ import hmac
 import re
 import tempfile
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,8 +36,10 @@ from . import engineer
 from .analysis import Recordings, add_routes
 from .feeds import RING_SAMPLES, Feeds
 from .hub import Hub
+from .league import LeagueService, register_league
 from .links import Link, Refused, Unreachable
 from .logtail import LogTail
+from .overlays import register_overlays
 from .results import register_results
 
 STATIC = Path(__file__).parent / "static"
@@ -81,6 +84,7 @@ class Parts:
     recorder: Link
     token: str | None
     status: Any  # () -> dict: the bridge's own STATUS
+    league: LeagueService | None = None  # --league
 
 
 def field_error(field: str, message: str, status: int = 422) -> HTTPException:
@@ -149,17 +153,23 @@ def create_app(parts: Parts) -> FastAPI:
     def favicon() -> FileResponse:
         return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
-    @app.get("/admin", include_in_schema=False, response_model=None)
-    def admin(request: Request, token: str | None = None) -> Response:
+    def admin_page(request: Request, token: str | None, page: Path) -> Response:
+        """An admin page: with the token (header or cookie) when bound beyond loopback;
+        `?token=` sets the cookie and comes back to the page without it in the address."""
         if token is not None and parts.token is not None:
             if not hmac.compare_digest(token.encode(), parts.token.encode()):
-                return HTMLResponse(_locked("wrong token"), 401)
-            response = RedirectResponse("/admin", 303)
+                return HTMLResponse(_locked("wrong token", request.url.path), 401)
+            response = RedirectResponse(request.url.path, 303)
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
             return response
         if not authorised(request):
-            return HTMLResponse(_locked("this page needs the bridge's token"), 401)
-        return FileResponse(STATIC / "admin.html")
+            why = "this page needs the bridge's token"
+            return HTMLResponse(_locked(why, request.url.path), 401)
+        return FileResponse(page)
+
+    @app.get("/admin", include_in_schema=False, response_model=None)
+    def admin(request: Request, token: str | None = None) -> Response:
+        return admin_page(request, token, STATIC / "admin.html")
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -363,6 +373,8 @@ def create_app(parts: Parts) -> FastAPI:
         await parts.hub.serve(ws)
 
     register_results(app, parts.lap_timer)
+    register_league(app, parts.league, writer, admin_page, STATIC)
+    register_overlays(app, STATIC)
 
     def lap_version() -> tuple[int, Any]:
         """Changes with every lap the lap timer publishes: the compare page's live refresh."""
@@ -376,11 +388,11 @@ def create_app(parts: Parts) -> FastAPI:
     return app
 
 
-def _locked(why: str) -> str:
+def _locked(why: str, path: str = "/admin") -> str:
     return (
         "<!doctype html><meta charset=utf-8><title>Raceplane admin</title>"
         '<link rel=stylesheet href="/static/app.css"><main class="locked">'
-        f"<h1>Admin locked</h1><p>{why}.</p><form method=get action=/admin>"
+        f"<h1>Admin locked</h1><p>{why}.</p><form method=get action={escape(path)}>"
         "<label>Token <input name=token type=password autocomplete=off></label>"
         "<button>Open</button></form></main>"
     )
