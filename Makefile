@@ -26,9 +26,12 @@ install: $(INSTALLED)
 demo: $(RUNTIME)
 	$(VENV)/bin/raceplane up configs/demo.toml
 
+# Most tests wait on processes, sockets and LSL more than they compute: workers overlap them.
+TEST_WORKERS ?= 3
+
 test: $(INSTALLED)
 	bash .ci/system-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 bench: $(INSTALLED)
 	$(PY) bench/run_all.py

@@ -15,6 +15,12 @@ from hypothesis import settings
 
 from dareplane_utils.testing import free_port, isolate_lsl
 
+# A pytest-xdist worker inherits the controller's isolation: each worker takes an LSL session of
+# its own, so tests running side by side never see each other's streams.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER and os.environ.get("RACEPLANE_LSL_WORKER") != WORKER:
+    os.environ.pop("RACEPLANE_LSL_ISOLATED", None)
+    os.environ["RACEPLANE_LSL_WORKER"] = WORKER
 LSL_CONFIG = isolate_lsl("raceplane-test")
 # Records of test processes must never reach a real log server (a demo on this machine): unless a
 # test says otherwise, loggers aim at a port where nothing listens and hold their records.
