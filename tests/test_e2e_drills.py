@@ -180,11 +180,27 @@ def test_log_server_killed_and_restarted_loses_no_record(race) -> None:
     assert_logged(stack, markers)
 
 
+def decoder_has(status: dict, sent: int) -> bool:
+    """The decoder took (or the kernel counted as dropped) every datagram sent to it."""
+    return status["received"] + (status["kernel_drops"] or 0) >= sent
+
+
 def test_game_paused_then_resumed_carries_on_the_same_session(race) -> None:
     stack, relay = race
     assert not stack.direct("game_sim", "STATUS")["finished"], "the race ended before the pause"
+    wait_until(
+        lambda: stack.direct("lap_timer", "STATUS")["current_session"],
+        timeout=60,
+        interval=0.2,
+        message="the lap timer in the race's session",
+    )
     relay.pause()
-    time.sleep(0.5)  # datagrams already past the relay reach the decoder
+    wait_until(  # every datagram already past the relay has reached the decoder
+        lambda: decoder_has(stack.direct("telemetry_decoder", "STATUS"), relay.forwarded),
+        timeout=30,
+        interval=0.05,
+        message="the decoder has what the relay sent",
+    )
     decoder_before = stack.direct("telemetry_decoder", "STATUS")
     session = decoder_before["current_session"]
     timer_before = stack.direct("lap_timer", "STATUS")
