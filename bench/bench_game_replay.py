@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_game_replay.py          (or: make bench)
 
-The capture: the game simulator's race, 22 cars at 60 Hz, every datagram it sends (about
-680k), written as a raw UDP capture with its TRUTH beside it; made once and kept under
+The capture: the game simulator's race, 22 cars at 60 Hz, every datagram it sends
+(588,600), written as a raw UDP capture with its TRUTH beside it; made once and kept under
 .bench/ (making it takes a few CPU minutes). Then the real processes: the telemetry decoder
 (UDP in, LSL out) and the lap timer (LSL in), and `raceplane replay --flat-out --ack` (the
 lap timer's command port: at most a window of frames ahead of what it has applied, ending when
@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from bench.peers import BENCH_DIR, print_table  # noqa: E402
 from dareplane_utils.testing import free_port, isolate_lsl, wait_until  # noqa: E402
 
-# 19 laps of Monza at 60 Hz: ~680k datagrams, the whole race. RACEPLANE_BENCH_LAPS
-# makes it shorter (a quick look; each length is its own cached capture).
+# 19 laps of Monza at 60 Hz: 588,600 datagrams (the race is ~680k: 22 laps, 15 % more
+# time). RACEPLANE_BENCH_LAPS makes it shorter (a quick look; each length is its own capture).
 RACE = {
     "cars": 22,
     "rate": 60,
@@ -101,9 +101,7 @@ def laps_wrong(timer, truth: dict) -> tuple[int, int]:
     }
     wrong = len(set(expected) ^ set(mine))
     wrong += sum(
-        any(lap[f] != mine[key][f] for f in FIELDS)
-        for key, lap in expected.items()
-        if key in mine
+        any(lap[f] != mine[key][f] for f in FIELDS) for key, lap in expected.items() if key in mine
     )
     return len(expected), wrong
 
