@@ -24,8 +24,12 @@ from typing import Any
 
 from dareplane_utils.client.module_client import ModuleClient, ModuleError
 
-# How often STATUS is asked while the window is full (a round trip takes ~0.3 ms).
+# How often STATUS is asked while the window is full: every POLL_S at first, then as long as
+# the consumer needs, at its rate so far, to apply what is waited for (at most MAX_POLL_S). A
+# STATUS costs the consumer ~0.25 ms of CPU, so asking every millisecond in a flat-out replay
+# took a fifth of a core from the very process being waited for.
 POLL_S = 0.001
+MAX_POLL_S = 0.02
 # The modules that report STATUS inputs.applied, so a flat-out replay can wait on them.
 ACKNOWLEDGING = ("lap_timer",)
 # The stack's control room (raceplane up's default) and how long a flat-out replay gives a
@@ -118,9 +122,11 @@ class ConsumerAck:
             self.session, self.applied, self.before_first = session_uid, None, seq - 1
         self.last_sent = seq
 
+    def _applied(self) -> float:
+        return self.before_first if self.applied is None else self.applied
+
     def _room(self, seq: float) -> bool:
-        applied = self.before_first if self.applied is None else self.applied
-        return seq - applied <= self.window
+        return seq - self._applied() <= self.window
 
     def wait_for_room(self, session_uid: str, seq: float) -> bool:
         """Block while `seq` is more than `window` ahead of what the consumer applied; False
@@ -130,7 +136,10 @@ class ConsumerAck:
             return self.finish() if self.last_sent is not None else not self.stop.is_set()
         if self._room(seq):
             return not self.stop.is_set()
-        return self._until(lambda: self._room(seq))
+        # Once full, wait until half the window is free: the consumer still has half a window
+        # to work on when sending resumes, and the waits (and STATUS questions) are fewer.
+        target = seq - self.window + self.window // 2
+        return self._until(lambda: self._applied() >= target, target)
 
     def finish(self) -> bool:
         """Block until the consumer has applied the last thing sent; False if stopped.
@@ -138,23 +147,33 @@ class ConsumerAck:
         if self.last_sent is None:
             return not self.stop.is_set()
         last = self.last_sent
-        return self._until(lambda: self.applied is not None and self.applied >= last)
+        return self._until(lambda: self.applied is not None and self.applied >= last, last)
 
-    def _until(self, done: Any) -> bool:
-        progress_at, seen = time.monotonic(), self.applied
+    def _until(self, done: Any, target: float) -> bool:
+        began = progress_at = time.monotonic()
+        first = self._applied()
+        seen = self.applied
         while not self.stop.is_set():
             self.poll()
             if done():
                 return True
+            now = time.monotonic()
             if self.applied != seen:
-                progress_at, seen = time.monotonic(), self.applied
-            elif time.monotonic() - progress_at > self.timeout_s:
+                progress_at, seen = now, self.applied
+            elif now - progress_at > self.timeout_s:
                 raise AcknowledgementError(
                     f"{self.address} applied nothing new for {self.timeout_s:g} s: at "
                     f"{self.applied} of session {self.session}, {self.last_sent} sent"
                 )
-            self.stop.wait(POLL_S)
+            self.stop.wait(self._next_poll(target, (self._applied() - first) / (now - began)))
         return False
+
+    def _next_poll(self, target: float, rate: float) -> float:
+        """Seconds until STATUS is worth asking again: when the consumer, at `rate` (applied
+        per second during this wait), will have reached `target`."""
+        if rate <= 0:
+            return POLL_S
+        return min(MAX_POLL_S, max(POLL_S, (target - self._applied()) / rate))
 
 
 class Consumers:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import pylsl
 
 # LSL's value types by the names liblsl itself uses in XML and XDF.
@@ -222,6 +223,16 @@ def push_frames(
 
 def encode_json(obj: Any) -> str:
     """The one JSON text form of a sample: compact, UTF-8, strict (NaN/Infinity refused)."""
+    # orjson is the fast path (json.dumps was the decoder's largest cost in a flat-out
+    # replay), but it writes NaN and Infinity as null and refuses integers beyond 64 bits and
+    # keys that are not strings: whatever it cannot take, and any text with a null in it,
+    # goes to json, which refuses NaN and says what is wrong.
+    try:
+        raw = orjson.dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError included
+        raw = b"null"
+    if b"null" not in raw:
+        return raw.decode()
     try:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 import numpy as np
+import orjson
 import pylsl
 
 from dareplane_utils.stream_watcher.health import InputHealth, log_transitions
@@ -281,7 +282,10 @@ class Feed:
 
 def _json(row: Any) -> dict[str, Any]:
     text = row[0] if isinstance(row, list | tuple | np.ndarray) else row
-    value = json.loads(text)
+    try:
+        value = orjson.loads(text)  # the fast path: a third of json's cost
+    except orjson.JSONDecodeError:  # json decides (it takes integers beyond 64 bits, NaN)
+        value = json.loads(text)
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
     return value
