@@ -149,10 +149,14 @@ UID = ("header.session_uid_hi", "header.session_uid_lo")
 def _changes(stream: NumericStream, labels: list[str]) -> np.ndarray:
     """Rows where any of these channels (or the session) differs from the row before."""
     columns = [stream.index(label) for label in (*UID, *labels) if stream.has(label)]
-    values = np.nan_to_num(stream.values[:, columns], nan=-1.0)
+    values = stream.values[:, columns]
+    # Compared as bit patterns: NaN (a field the frame lacks) equals itself, and it is a
+    # third the cost of comparing floats with NaN handling. A bit change without a value
+    # change (0.0 and -0.0) only keeps a frame more.
+    bits = values.view(f"u{values.dtype.itemsize}") if values.dtype.kind == "f" else values
     keep = np.ones(len(values), bool)
     if len(values) > 1:
-        keep[1:] = np.any(values[1:] != values[:-1], axis=1)
+        keep[1:] = np.any(bits[1:] != bits[:-1], axis=1)
     return keep
 
 
