@@ -185,13 +185,22 @@ def _distinct(name: str, stream: JsonStream, end: float) -> list[tuple[float, st
     for k, stamp in enumerate(stamps):
         if texts is not None:
             text = texts[k]
-            # The header is a flat object first in every packet: the rest is the content.
-            body = text[text.find("}") + 1 :]
+            # The header is a flat object first in every packet: the rest is the content,
+            # compared where it lies (a race's SessionHistory packets are 100 MB of text).
+            start = text.find("}") + 1
             uid = text[text.find('"session_uid"') : text.find('"session_time_s"')]
-            car = CAR_INDEX.search(body) if name == HISTORY else None
+            car = CAR_INDEX.search(text, start) if name == HISTORY else None
             key = (uid, car.group(1) if car else None)
-            if last.get(key) == body:
-                continue
+            if name == SESSION:
+                body = _without_clock(text, start)
+                if last.get(key) == body:
+                    continue
+            else:
+                body = last.get(key)
+                same_length = body is not None and len(body) == len(text) - start
+                if same_length and text.startswith(body, start):
+                    continue
+                body = text[start:]
             last[key] = body
             packet = json.loads(text)
         else:
@@ -211,7 +220,20 @@ def _distinct(name: str, stream: JsonStream, end: float) -> list[tuple[float, st
 
 
 HISTORY = "raceplane.session_history"
+SESSION = "raceplane.session"
 CAR_INDEX = re.compile(r'"car_idx":\s*(\d+)')
+# A Session packet's own clock, counting down every second: no content the lap timer reads.
+SESSION_CLOCK = '"session_time_left_s":'
+
+
+def _without_clock(text: str, start: int) -> str:
+    at = text.find(SESSION_CLOCK, start)
+    if at < 0:
+        return text[start:]
+    end = at + len(SESSION_CLOCK)
+    while end < len(text) and text[end] not in ",}":
+        end += 1
+    return text[start:at] + text[end:]
 
 
 def laps_table(streams: Streams, timer: LapTimer) -> pd.DataFrame:

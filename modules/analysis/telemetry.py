@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from modules.stream_catalogue import CARS
+
 from .laps import car_frames, session_uids
 from .sources import TELEMETRY_STREAMS, Streams
 
@@ -32,13 +34,24 @@ CHANNELS = {
     "Z": ("raceplane.motion", "world_position_y_m", 1.0),
 }
 TRACE_COLUMNS = ("Speed", "Throttle", "Brake", "nGear", "RPM", "DRS")
+# What is read of the telemetry streams: the CHANNELS of every car, and the frame's session.
+READ = {
+    name: {"header.session_uid_hi", "header.session_uid_lo", "header.session_time_s"}
+    | {
+        f"car{car:02d}.{field}"
+        for n, field, _ in CHANNELS.values()
+        if n == name
+        for car in range(CARS)
+    }
+    for name in TELEMETRY_STREAMS
+}
 
 
 def lap_telemetry(
     streams: Streams, uid: str, car: int, lap: int, lap_time_s: float | None = None
 ) -> pd.DataFrame:
     """The frames of one lap: SessionTime, Time, Distance and the CHANNELS, one row a frame."""
-    streams.require(*TELEMETRY_STREAMS)
+    streams.require(READ)
     frames = car_frames(streams, uid, car)
     rows = frames.lap_rows(lap)
     session_time = frames.time[rows]
