@@ -115,13 +115,18 @@ class Streams:
     # The XDF files, while some of their streams are still to be read (see `require`).
     unread: list[str | Path] = field(default_factory=list)
 
-    def require(self, *names: str) -> None:
-        """Read these streams now if they were left for later (XDF telemetry)."""
+    def require(self, channels: dict[str, set[str]]) -> None:
+        """Read these streams (just these channels) now if they were left for later (XDF
+        telemetry: a fifth of its channels are a lap's, a fifth of the bytes to copy)."""
         if not self.unread:
             return
-        missing = [name for name in names if name not in self.numeric]
+        missing = {name: wanted for name, wanted in channels.items() if name not in self.numeric}
         if missing:
-            recording = load_xdf(*self.unread, only=missing)
+            try:
+                recording = load_xdf(*self.unread, only=list(missing), channels=missing)
+            except (OSError, XdfError) as error:
+                raise RecordingError(f"cannot read the telemetry: {error}") from None
+            self.warnings += [w for w in recording.warnings if w not in self.warnings]
             self.numeric.update(_numeric(recording))
         self.unread = []  # what is not there now is not in the files
 

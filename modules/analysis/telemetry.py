@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from modules.stream_catalogue import CARS
+
 from .laps import car_frames, session_uids
 from .sources import TELEMETRY_STREAMS, Streams
 
@@ -32,13 +34,24 @@ CHANNELS = {
     "Z": ("raceplane.motion", "world_position_y_m", 1.0),
 }
 TRACE_COLUMNS = ("Speed", "Throttle", "Brake", "nGear", "RPM", "DRS")
+# What is read of the telemetry streams: the CHANNELS of every car, and the frame's session.
+READ = {
+    name: {"header.session_uid_hi", "header.session_uid_lo", "header.session_time_s"}
+    | {
+        f"car{car:02d}.{field}"
+        for n, field, _ in CHANNELS.values()
+        if n == name
+        for car in range(CARS)
+    }
+    for name in TELEMETRY_STREAMS
+}
 
 
 def lap_telemetry(
     streams: Streams, uid: str, car: int, lap: int, lap_time_s: float | None = None
 ) -> pd.DataFrame:
     """The frames of one lap: SessionTime, Time, Distance and the CHANNELS, one row a frame."""
-    streams.require(*TELEMETRY_STREAMS)
+    streams.require(READ)
     frames = car_frames(streams, uid, car)
     rows = frames.lap_rows(lap)
     session_time = frames.time[rows]
@@ -104,11 +117,23 @@ def track_length(streams: Streams, uid: str) -> float | None:
     return None
 
 
+def _past_the_line(distance: np.ndarray) -> np.ndarray:
+    """The frames after the car crossed the line: at a standing start the first frames of lap
+    1 are on the grid, behind the line, at the end of the lap's distance."""
+    keep = np.ones(len(distance), bool)
+    if len(distance) > 1 and np.isfinite(distance).any():
+        wraps = np.flatnonzero(np.diff(distance) < -0.5 * np.nanmax(distance))
+        if len(wraps):
+            keep[: wraps[-1] + 1] = False
+    return keep
+
+
 def _with_ends(telemetry: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(distance, seconds into the lap), with the line at both ends where it is known."""
     distance = telemetry["Distance"].to_numpy(float)
     seconds = telemetry["Time"].dt.total_seconds().to_numpy()
     keep = np.isfinite(distance) & np.isfinite(seconds) & (distance >= 0)
+    keep &= _past_the_line(distance)
     distance, seconds = distance[keep], seconds[keep]
     lap_time = telemetry.attrs.get("LapTime")
     length = telemetry.attrs.get("LapLength")
@@ -118,9 +143,11 @@ def _with_ends(telemetry: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         inside = distance < length
         distance = np.concatenate(([0.0], distance[inside], [length]))
         seconds = np.concatenate(([0.0], seconds[inside], [lap_time]))
-    # np.interp needs rising distances (a car at rest repeats one).
+    # np.interp needs rising distances (a car at rest repeats one, one going back repeats
+    # several): each frame further than any before it.
     rising = np.ones(len(distance), bool)
-    rising[1:] = np.diff(distance) > 0
+    if len(distance):
+        rising[1:] = distance[1:] > np.maximum.accumulate(distance)[:-1]
     return distance[rising], seconds[rising]
 
 
@@ -129,9 +156,11 @@ def resample(telemetry: pd.DataFrame, distance: np.ndarray) -> pd.DataFrame:
     base_distance, base_seconds = _with_ends(telemetry)
     out = {"Distance": distance, "Time": np.interp(distance, base_distance, base_seconds)}
     raw_distance = telemetry["Distance"].to_numpy(float)
+    on_lap = _past_the_line(raw_distance)
+    raw_distance = raw_distance[on_lap]
     order = np.argsort(raw_distance, kind="stable")
     for column in (*TRACE_COLUMNS, "X", "Y"):
-        values = telemetry[column].to_numpy(float)[order]
+        values = telemetry[column].to_numpy(float)[on_lap][order]
         if column in ("nGear", "DRS"):
             at = np.clip(np.searchsorted(raw_distance[order], distance, "right") - 1, 0, None)
             out[column] = values[at] if len(values) else np.full(len(distance), np.nan)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+import re
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +83,7 @@ class Stream:
     def key(self) -> tuple[str, str, str]:
         return (self.name, self.stream_type, self.source_id or self.hostname)
 
-    @property
+    @cached_property
     def channel_labels(self) -> list[str]:
         labels = _labels(ET.fromstring(self.info_xml))
         return labels if self.columns is None else [labels[i] for i in self.columns]
@@ -110,16 +112,19 @@ class Recording:
 class _Builder:
     """Accumulates one stream's decoded chunks; the deduced-timestamp rule needs the last stamp."""
 
-    def __init__(self, stream_id: int, info_xml: str, keep: Collection[str] | None = None) -> None:
+    def __init__(
+        self, stream_id: int, info_xml: str, layout: StreamLayout, keep: Collection[str] | None
+    ) -> None:
         self.stream_id = stream_id
         self.info_xml = info_xml
-        self.layout = StreamLayout.from_xml(info_xml)
+        self.layout = layout
         root = ET.fromstring(info_xml)
+        self.labels = _labels(root)
         # Only these channels' values are kept (copied out of each chunk), in stream order.
         self.columns: list[int] | None = None
         if keep is not None and self.layout.dtype is not None:
             wanted = set(keep)
-            self.columns = [i for i, label in enumerate(_labels(root)) if label in wanted]
+            self.columns = [i for i, label in enumerate(self.labels) if label in wanted]
         self.source_id = root.findtext("source_id", "") or ""
         self.stream_type = root.findtext("type", "") or ""
         self.hostname = root.findtext("hostname", "") or ""
@@ -163,9 +168,9 @@ class _Builder:
                         steps = np.full(count, self.layout.tdiff)
                         stamps = self._deduced(steps)
                     self.last_timestamp = float(stamps[-1])
-                    # A view into the file's bytes; build() copies every chunk once, together.
-                    values = rows["v"].astype(dtype.newbyteorder("="), copy=False)
-                    return stamps, values if self.columns is None else values[:, self.columns]
+                    # A view into the file's bytes: build() copies each chunk's kept channels
+                    # once, straight into the stream's array.
+                    return stamps, rows["v"]
         stamps = np.empty(count)
         values = np.empty((count, channels), dtype.newbyteorder("="))
         for k in range(count):
@@ -175,7 +180,7 @@ class _Builder:
                 raise XdfError("samples chunk shorter than its sample count")
             values[k] = np.frombuffer(content[position:end], dtype, channels)
             position = end
-        return stamps, values if self.columns is None else values[:, self.columns]
+        return stamps, values
 
     def _deduced(self, steps: np.ndarray) -> np.ndarray:
         # Sequential sums, as a reader adding 1/srate sample by sample gets them.
@@ -196,7 +201,8 @@ class _Builder:
                 length, position = _read_varlen(content, position)
                 if position + length > len(content):
                     raise XdfError("string value runs past the end of its chunk")
-                row.append(bytes(content[position : position + length]).decode("utf-8", "replace"))
+                # Decoded straight from the file's bytes (no copy of them first).
+                row.append(str(content[position : position + length], "utf-8", "replace"))
                 position += length
             rows.append(row)
         return stamps, rows
@@ -221,11 +227,18 @@ class _Builder:
         dtype = self.layout.dtype
         if dtype is None:
             series: np.ndarray | list[list[str]] = self.values
-        elif self.values:
-            series = np.concatenate(self.values)
         else:
+            # One copy of what is kept: each chunk's (chosen) channels into their rows.
             width = self.layout.channel_count if self.columns is None else len(self.columns)
-            series = np.empty((0, width), dtype)
+            series = np.empty((len(stamps), width), dtype.newbyteorder("="))
+            row = 0
+            for values in self.values:
+                rows = series[row : row + len(values)]
+                if self.columns is None:
+                    rows[...] = values
+                else:
+                    np.take(values, self.columns, axis=1, out=rows, mode="clip")
+                row += len(values)
         return Stream(
             info_xml=self.info_xml,
             layout=self.layout,
@@ -239,6 +252,26 @@ class _Builder:
             stream_id=self.stream_id,
             columns=self.columns,
         )
+
+
+class _Skipped:
+    """A stream load() was not asked for: its samples are passed over unread."""
+
+    def __init__(self) -> None:
+        self.offsets: list[tuple[float, float]] = []
+        self.footer: str | None = None
+
+
+# The stream's own <name>: liblsl writes it first in <info>, before <desc> (where a channel or
+# a device may have a <name> of its own). An entity or an odd layout: the header is parsed.
+_NAME = re.compile(r"<name>([^<&]*)</name>")
+
+
+def _quick_name(info_xml: str) -> str | None:
+    """The stream's name without parsing its header (a big stream's runs to 100 kB), or None."""
+    head = info_xml.split("<desc", 1)[0]
+    names = _NAME.findall(head)
+    return names[0] if len(names) == 1 and head.count("<name") == 1 else None
 
 
 def _labels(root: ET.Element) -> list[str]:
@@ -285,8 +318,7 @@ def parse(
     else:
         if good_end < len(data):
             warnings.append(f"{name}: ignored an incomplete chunk after byte {good_end}")
-    wanted = [b for b in order if only is None or b.layout.name in only]
-    return header, [builder.build() for builder in wanted], warnings, good_end
+    return header, [builder.build() for builder in order], warnings, good_end
 
 
 def _apply(
@@ -307,17 +339,24 @@ def _apply(
     elif item.tag == STREAM_HEADER:
         (stream_id,) = struct.unpack_from("<I", content)
         info_xml = bytes(content[4:]).decode("utf-8")
-        name = StreamLayout.from_xml(info_xml).name if channels else ""
-        builder = _Builder(stream_id, info_xml, (channels or {}).get(name))
+        builder: _Builder | _Skipped
+        if only is not None and _quick_name(info_xml) not in (None, *only):
+            builder = _Skipped()
+        else:
+            layout = StreamLayout.from_xml(info_xml)
+            if only is not None and layout.name not in only:
+                builder = _Skipped()
+            else:
+                builder = _Builder(stream_id, info_xml, layout, (channels or {}).get(layout.name))
+                order.append(builder)
         builders[stream_id] = builder
-        order.append(builder)
     elif item.tag in (SAMPLES, CLOCK_OFFSET, STREAM_FOOTER):
         (stream_id,) = struct.unpack_from("<I", content)
         if stream_id not in builders:
             raise XdfError(f"chunk for stream {stream_id} before its header")
         builder = builders[stream_id]
         if item.tag == SAMPLES:
-            if only is None or builder.layout.name in only:
+            if isinstance(builder, _Builder):
                 builder.add_samples(content)
         elif item.tag == CLOCK_OFFSET:
             _, when, value = struct.unpack_from("<Idd", content)
