@@ -103,6 +103,7 @@ PACE_LAPS = 3  # a car's pace: the median of its last clean laps (a mistake does
 DEFAULT_PIT_ENTRY, DEFAULT_PIT_EXIT = 0.95, 0.05  # shares of the lap
 LAUNCH_SHARE = 0.25  # the start's first quarter lap is no measure of pace
 RAMP_S = 10.0  # after a pit exit the car is still getting up to speed
+RAMP_SHARE = 0.1  # the share of a lap that takes
 HISTORY_FRAMES = 64
 DAMAGE_FRAMES = 12  # CarDamage comes 10 a second: at 120 Hz, one in every 12 frames
 DEFAULT_WEAR_TARGET = 70.0
@@ -184,6 +185,7 @@ class CarState:
     paces_before: list[tuple[int, int]] = field(default_factory=list)
     pace_stops: int = 0
     pit_spans: list[tuple[float, float]] = field(default_factory=list)  # session times in lane
+    clean_from_m: float = 0.0  # race distance from which it has run at its pace (pit exit on)
     entry: tuple[float, float] | None = None  # race distance and time it entered the pit lane
 
 
@@ -330,6 +332,8 @@ class Engineer:
             self.pit_exit_m = now.get("lap_distance_m", self.pit_exit_m)
             earlier = car.pit_spans[:]
             car.pit_spans.append((entry_s, when))
+            length = self.session.get("track_length_m") or 0
+            car.clean_from_m = where + RAMP_SHARE * length
             if not int(now.get("num_pit_stops", 0)) or math.isnan(where):
                 return  # out of the garage, or a penalty served: no stop
             under_sc = self._sc_during(entry_s, when)
@@ -571,15 +575,17 @@ class Engineer:
     def _pace_gap_s(
         self, car: CarState, pace: float | None, other: CarState, other_pace: float | None
     ) -> float | None:
-        """Seconds a lap `car` is slower than `other`: their clean laps' paces, or before either
-        has one (the race's first laps) their times over the road both ran since the start."""
+        """Seconds a lap `car` is slower than `other`: their green laps' paces, or while either
+        has none (the race's first laps, just out of the pit lane) their times over the newest
+        lap of road both have run at their pace (past the start's first quarter lap, the pit
+        exit's ramp; lap 1 left out once a quarter of lap 2 is run)."""
         if pace is not None and other_pace is not None:
             return (pace - other_pace) / 1000.0
-        if car.pit_spans or other.pit_spans:
-            return None
         length = self.session.get("track_length_m") or 0
-        start = LAUNCH_SHARE * length
         end = min(car.timeline.last_m, other.timeline.last_m)
+        start = max(LAUNCH_SHARE * length, car.clean_from_m, other.clean_from_m, end - length)
+        if end >= (1 + LAUNCH_SHARE) * length:
+            start = max(start, length)
         if end - start < LAUNCH_SHARE * length:
             return None
         times = [t.at(d) for t in (car.timeline, other.timeline) for d in (start, end)]

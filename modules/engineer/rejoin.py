@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Seconds a green-flag stop costs at each track (EA's track id), as the simulator's pit lanes
-# have it; FALLBACK_LOSS_S elsewhere. A session's own stops replace them.
-DEFAULT_LOSS_S = {0: 29.0, 5: 29.0, 6: 28.0, 7: 30.0, 11: 35.0, 17: 26.5, 32: 26.0}
+# have it (the median of 40 simulated stops a track, measured as below); FALLBACK_LOSS_S
+# elsewhere. A session's own stops replace them.
+DEFAULT_LOSS_S = {0: 21.9, 5: 14.5, 6: 18.3, 7: 30.4, 11: 36.5, 17: 26.9, 32: 18.0}
 FALLBACK_LOSS_S = 25.0
 SC_LOSS_FACTOR = 0.55  # a stop under the safety car costs about this share of a green one
 
