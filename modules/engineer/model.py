@@ -213,6 +213,9 @@ class Engineer:
         self.pit_loss = PitLoss()
         self.stops: list[dict[str, Any]] = []  # measured stops of this session
         self.rejoin_changed = False
+        # Each car's rejoin as `rejoins()` last worked it out (it changes as laps end, not with
+        # every frame): what the pictures carry, so a picture costs no rejoin of its own.
+        self.rejoin_now: dict[str, dict[str, Any]] = {}
         self.outbox: list[dict[str, Any]] = []  # lap records to publish, oldest first
         self.frames: dict[str, int] = {}  # per numeric stream: the frame its values are from
 
@@ -598,7 +601,6 @@ class Engineer:
         self,
         index: int,
         by_position: dict[int, CarState] | None = None,
-        field: list[tuple[CarState, float | None]] | None = None,
     ) -> dict[str, Any]:
         car = self.cars[index]
         hidden = self._hidden(index)
@@ -662,11 +664,11 @@ class Engineer:
             "aero": _aero(car.telemetry2),
             "ahead": self._rival(car, ahead, "ahead"),
             "behind": self._rival(car, behind, "behind"),
-            "rejoin": self.rejoin(car, field),
+            "rejoin": self.rejoin_now.get(str(index)),
         }
 
     def picture(self) -> dict[str, Any]:
-        by_position, field = self._by_position(), self._field()
+        by_position = self._by_position()
         return {
             "session_uid": self.session_uid,
             "frame": self.frame,
@@ -682,7 +684,7 @@ class Engineer:
                 "stops_measured": len(self.stops),
             },
             "cars": {
-                str(car.index): self.car_picture(car.index, by_position, field)
+                str(car.index): self.car_picture(car.index, by_position)
                 for car in self.cars
                 if car.lap > 0
             },
@@ -690,16 +692,14 @@ class Engineer:
 
     def rejoins(self) -> dict[str, Any]:
         field = self._field()
+        rejoins = ((car.index, self.rejoin(car, field)) for car in self._running())
+        self.rejoin_now = {str(i): r for i, r in rejoins if r is not None}
         return {
             "session_uid": self.session_uid,
             "frame": self.frame,
             "session_time_s": self.time_s,
             "safety_car": self.safety_car,
-            "cars": {
-                str(car.index): r
-                for car in self._running()
-                if (r := self.rejoin(car, field)) is not None
-            },
+            "cars": self.rejoin_now,
         }
 
     def _fuel_per_lap(self, car: CarState) -> float | None:
