@@ -95,6 +95,7 @@ MODULES = (
     "lap_timer",
     "recorder",
     "web_bridge",
+    "engineer",
     "livetiming",
 )
 

@@ -34,7 +34,7 @@ from dareplane_utils.testing import free_port, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.toml"
-MODULES = ("telemetry_decoder", "lap_timer", "recorder", "web_bridge", "game_sim")
+MODULES = ("telemetry_decoder", "lap_timer", "recorder", "engineer", "web_bridge", "game_sim")
 CLONE_NEWNET = 0x40000000
 T = TypeVar("T")
 

@@ -31,11 +31,24 @@ def error_of(text: str) -> str:
 def test_demo_setup_loads_and_starts_the_simulator_last() -> None:
     setup = load_setup(REPO / "configs" / "demo.toml")
     kinds = {spec.kind for spec in setup.modules.values()}
-    assert kinds == {"game_sim", "telemetry_decoder", "lap_timer", "recorder", "web_bridge"}
+    assert kinds == {
+        "game_sim",
+        "telemetry_decoder",
+        "lap_timer",
+        "recorder",
+        "engineer",
+        "web_bridge",
+    }
     assert setup.modules["game_sim"].kwargs["cars"] == 22
     waves = setup.start_waves()
     assert waves[-1] == ["game_sim"]
-    assert sorted(waves[0]) == ["lap_timer", "recorder", "telemetry_decoder", "web_bridge"]
+    assert sorted(waves[0]) == [
+        "engineer",
+        "lap_timer",
+        "recorder",
+        "telemetry_decoder",
+        "web_bridge",
+    ]
     assert setup.settings.on_up == ("start_race",)
     # Paths in [control_room] are relative to the setup file, not to where it is run from.
     assert setup.settings.log_file == REPO / "logs" / "raceplane.jsonl"

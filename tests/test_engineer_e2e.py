@@ -254,6 +254,8 @@ def test_fuel_ers_wear_and_aero_equal_truth_and_the_page_shows_unknown_as_unknow
         # The page: the player's own car in figures, a restricted car as unknown.
         expect(page.locator("#eng-fuel")).not_to_have_text("unknown")
         expect(page.locator('tr[data-corner="fl"] .wear')).not_to_have_text("unknown")
+        # Damage from CarDamage: the simulator's cars take none, which reads "none", not unknown.
+        expect(page.locator("#eng-damage")).to_have_text("none")
         page.screenshot(path=_artifact("engineer_player_car.png"))
         page.select_option("#eng-car", "2")
         for selector in (

@@ -29,6 +29,7 @@ import numpy as np
 
 from .rejoin import PitLoss, Rival, predict_rejoin
 from .stints import CORNERS, StintFit
+from .timeline import Timeline
 
 CARS = 22
 LAP_DATA = "raceplane.lap_data"
@@ -97,7 +98,12 @@ ERS_MODES = {0: "none", 1: "medium", 2: "hotlap", 3: "overtake"}
 DAMAGE = NUMERIC_FIELDS[CAR_DAMAGE][4:]
 RUNNING = {2, 3}  # result_status: active, finished
 TREND_LAPS = 3
-LANE_LAPS = 0.1  # a pit lane takes about a tenth of a lap
+PACE_LAPS = 3  # a car's pace: the median of its last clean laps (a mistake does not move it)
+# Until a stop shows where this track's pit lane is: most straddle the line like this.
+DEFAULT_PIT_ENTRY, DEFAULT_PIT_EXIT = 0.95, 0.05  # shares of the lap
+LAUNCH_SHARE = 0.25  # the start's first quarter lap is no measure of pace
+RAMP_S = 10.0  # after a pit exit the car is still getting up to speed
+RAMP_SHARE = 0.1  # the share of a lap that takes
 HISTORY_FRAMES = 64
 DAMAGE_FRAMES = 12  # CarDamage comes 10 a second: at 120 Hz, one in every 12 frames
 DEFAULT_WEAR_TARGET = 70.0
@@ -173,8 +179,14 @@ class CarState:
     stint_stops: int = 0
     stint: StintFit = field(default_factory=StintFit)
     stint_start_lap: int = 1
-    entry_gap_ms: float | None = None  # its gap to the leader as it entered the pit lane
-    entry_sc: bool = False
+    timeline: Timeline = field(default_factory=Timeline)
+    # Green laps' times (not lap 1, pit or safety car), this set of tyres' and the one before.
+    paces: list[tuple[int, int]] = field(default_factory=list)  # (lap, ms)
+    paces_before: list[tuple[int, int]] = field(default_factory=list)
+    pace_stops: int = 0
+    pit_spans: list[tuple[float, float]] = field(default_factory=list)  # session times in lane
+    clean_from_m: float = 0.0  # race distance from which it has run at its pace (pit exit on)
+    entry: tuple[float, float] | None = None  # race distance and time it entered the pit lane
 
 
 class Engineer:
@@ -195,9 +207,15 @@ class Engineer:
         self.frame = -1
         self.time_s = 0.0
         self.safety_car = False
+        self.sc_spans: list[list[float]] = []  # session times [from, to] under the safety car
+        self.pit_entry_m: float | None = None  # lap distances, as the stops showed them
+        self.pit_exit_m: float | None = None
         self.pit_loss = PitLoss()
         self.stops: list[dict[str, Any]] = []  # measured stops of this session
         self.rejoin_changed = False
+        # Each car's rejoin as `rejoins()` last worked it out (it changes as laps end, not with
+        # every frame): what the pictures carry, so a picture costs no rejoin of its own.
+        self.rejoin_now: dict[str, dict[str, Any]] = {}
         self.outbox: list[dict[str, Any]] = []  # lap records to publish, oldest first
         self.frames: dict[str, int] = {}  # per numeric stream: the frame its values are from
 
@@ -250,6 +268,10 @@ class Engineer:
             safety_car = int(obj.get("safety_car_status") or 0) != 0
             if safety_car != self.safety_car:
                 self.rejoin_changed = True
+                if safety_car:
+                    self.sc_spans.append([self.time_s, math.inf])
+                elif self.sc_spans:
+                    self.sc_spans[-1][1] = self.time_s
             self.safety_car = safety_car
             if safety_car:
                 for car in self.cars:
@@ -270,6 +292,7 @@ class Engineer:
                 car.trace_d.clear()
                 car.trace_t.clear()
         self.frame, self.time_s = frame, time_s
+        length = self.session.get("track_length_m") or 0
         for car, now in zip(self.cars, values, strict=True):
             lap = int(now.get("current_lap_num", 0))
             if lap <= 0 or int(now.get("result_status", 0)) < 2:
@@ -285,40 +308,62 @@ class Engineer:
                 self._start_lap(car)
             car.lap = lap
             car.lap_values = now
+            distance = now.get("lap_distance_m", math.nan)
+            if length and distance >= 0 and int(now.get("result_status", 0)) == 2:
+                car.timeline.add((lap - 1) * length + distance, time_s)
             self._watch_stop(car, before, now)
             if now.get("pit_status", 0):
                 car.lap_pit = True
             car.lap_invalid = bool(now.get("current_lap_invalid", 0))
-            distance = now.get("lap_distance_m", math.nan)
             lap_time = now.get("current_lap_time_ms", math.nan)
             if distance >= 0 and lap_time > 0 and (not car.trace_d or distance > car.trace_d[-1]):
                 car.trace_d.append(distance)
                 car.trace_t.append(lap_time)
 
     def _watch_stop(self, car: CarState, before: dict[str, float], now: dict[str, float]) -> None:
-        """A stop's loss: the gap to the leader after the pit lane less the gap before it
-        (a car leading either side has no such gap: not measured)."""
+        """A stop's loss: its time from pit entry to pit exit less its time over the same road
+        one lap before, if that lap was a measure (green, out of the pit lane, past the start)."""
         was_in, is_in = bool(before.get("pit_status", 0)), bool(now.get("pit_status", 0))
+        where, when = car.timeline.last_m, car.timeline.last_s
         if is_in and not was_in:
-            gap = before.get("delta_to_race_leader_ms", 0.0)
-            car.entry_gap_ms = gap if before.get("car_position", 1) > 1 and gap > 0 else None
-            car.entry_sc = self.safety_car
-        elif was_in and not is_in and car.entry_gap_ms is not None:
-            gap = now.get("delta_to_race_leader_ms", 0.0)
-            if now.get("car_position", 1) > 1 and gap > 0 and int(now.get("num_pit_stops", 0)):
-                under_sc = car.entry_sc or self.safety_car
-                loss = (gap - car.entry_gap_ms) / 1000.0
-                self.pit_loss.add_stop(loss, under_sc)
-                self.stops.append(
-                    {
-                        "car_index": car.index,
-                        "lap": car.lap,
-                        "loss_s": round(loss, 3),
-                        "safety_car": under_sc,
-                    }
-                )
-                self.rejoin_changed = True
-            car.entry_gap_ms = None
+            from_track = int(before.get("driver_status", 0)) != 0  # not out of its garage
+            car.entry = (where, when) if from_track and not math.isnan(where) else None
+            if from_track:
+                self.pit_entry_m = now.get("lap_distance_m", self.pit_entry_m)
+        elif was_in and not is_in and car.entry is not None:
+            (entry_m, entry_s), car.entry = car.entry, None
+            self.pit_exit_m = now.get("lap_distance_m", self.pit_exit_m)
+            earlier = car.pit_spans[:]
+            car.pit_spans.append((entry_s, when))
+            length = self.session.get("track_length_m") or 0
+            car.clean_from_m = where + RAMP_SHARE * length
+            if not int(now.get("num_pit_stops", 0)) or math.isnan(where):
+                return  # out of the garage, or a penalty served: no stop
+            under_sc = self._sc_during(entry_s, when)
+            length = self.session.get("track_length_m") or 0
+            start = car.timeline.at(entry_m - length)
+            end = car.timeline.at(where - length)
+            if start is None or end is None or entry_m - length < LAUNCH_SHARE * length:
+                return
+            # The lap before must have been run as the stop is compared with it.
+            if self._sc_during(start, end) != under_sc or any(
+                a <= end and start <= b + RAMP_S for a, b in earlier
+            ):
+                return
+            loss = (when - entry_s) - (end - start)
+            self.pit_loss.add_stop(loss, under_sc)
+            self.stops.append(
+                {
+                    "car_index": car.index,
+                    "lap": car.lap,
+                    "loss_s": round(loss, 3),
+                    "safety_car": under_sc,
+                }
+            )
+            self.rejoin_changed = True
+
+    def _sc_during(self, start_s: float, end_s: float) -> bool:
+        return any(a <= end_s and start_s <= b for a, b in self.sc_spans)
 
     def _start_lap(self, car: CarState) -> None:
         car.lap_pit = bool(car.lap_values.get("pit_status", 0))
@@ -348,6 +393,12 @@ class Engineer:
                 gap_to_leader_ms=_num(now.get("delta_to_race_leader_ms", math.nan)),
             )
         )
+        green = not (car.lap_pit or car.lap_sc or now.get("pit_status", 0))
+        stops = int(now.get("num_pit_stops", 0))
+        if stops != car.pace_stops:  # new tyres: a pace of their own, once a lap shows it
+            car.pace_stops, car.paces_before, car.paces = stops, car.paces or car.paces_before, []
+        if green and car.lap > 1 and lap_time > 0:
+            car.paces.append((car.lap, lap_time))
         clean = not car.lap_pit and not car.lap_invalid and lap_time > 0 and car.trace_d
         if clean and (car.best_ms == 0 or lap_time < car.best_ms):
             car.best_ms = lap_time
@@ -437,11 +488,35 @@ class Engineer:
         by_position = self._by_position() if by_position is None else by_position
         return by_position.get(position - 1), by_position.get(position + 1)
 
-    def _rivals(self) -> list[Rival]:
-        return [
-            Rival(c.index, c.lap_values.get("delta_to_race_leader_ms", 0.0), _gap_trend(c))
-            for c in self._running()
+    def _field(self) -> list[tuple[CarState, float | None]]:
+        """The running cars seen on the road, each with its pace (ms a lap, None unknown)."""
+        return [(c, self._pace(c)) for c in self._running() if not math.isnan(c.timeline.last_m)]
+
+    def _pace(self, car: CarState) -> float | None:
+        """The median of its last green laps on these tyres. New tyres not yet a green lap old:
+        this green lap so far against the same road on its last green lap before, which
+        scaled by that comparison (a harder compound is slower, a new set faster)."""
+        laps = car.paces or car.paces_before
+        if not laps:
+            return None
+        pace = statistics.median(ms for _, ms in laps[-PACE_LAPS:])
+        length = self.session.get("track_length_m") or 0
+        if car.paces or car.lap_pit or car.lap_sc or not length:
+            return pace
+        start, here = (car.lap - 1) * length, car.timeline.last_m
+        if here - start < LAUNCH_SHARE * length:
+            return pace
+        lap, ms = laps[-1]
+        back = (car.lap - lap) * length
+        times = [
+            car.timeline.at(start),
+            car.timeline.at(start - back),
+            car.timeline.at(here - back),
         ]
+        if None in times:
+            return pace
+        now_start, then_start, then_here = times
+        return ms * (car.timeline.last_s - now_start) / (then_here - then_start)
 
     def delta_to_best_ms(self, car: CarState) -> float | None:
         if car.best_d is None or len(car.best_d) < 2 or not car.trace_d:
@@ -451,31 +526,81 @@ class Engineer:
             return None
         return float(now - np.interp(distance, car.best_d, car.best_t))
 
-    def rejoin(self, car: CarState, rivals: list[Rival] | None = None) -> dict[str, Any] | None:
-        if car.lap == 0 or int(car.lap_values.get("result_status", 0)) != 2:
+    def rejoin(
+        self, car: CarState, field: list[tuple[CarState, float | None]] | None = None
+    ) -> dict[str, Any] | None:
+        length = self.session.get("track_length_m") or 0
+        here = car.timeline.last_m
+        if car.lap == 0 or int(car.lap_values.get("result_status", 0)) != 2 or not length:
+            return None
+        if math.isnan(here):
             return None
         loss, source = self.pit_loss.loss_s(self.safety_car)
-        rivals = self._rivals() if rivals is None else rivals
-        own = car.lap_values.get("delta_to_race_leader_ms", 0.0)
-        # To the pit exit: the rest of this lap, and the pit lane (about a tenth of one).
-        length = self.session.get("track_length_m") or 0
-        done = car.lap_values.get("lap_distance_m", 0.0) / length if length else 0.0
-        horizon = max(0.0, 1.0 - done) + LANE_LAPS
-        prediction = predict_rejoin(car.index, own, loss, rivals, horizon)
+        field = self._field() if field is None else field
+        pace = next((p for c, p in field if c is car), None)
+        # The pit exit it would take: the next pit entry's lane, wherever that ends.
+        entry_m = self.pit_entry_m if self.pit_entry_m is not None else DEFAULT_PIT_ENTRY * length
+        exit_m = self.pit_exit_m if self.pit_exit_m is not None else DEFAULT_PIT_EXIT * length
+        entry = (car.lap - 1) * length + entry_m
+        if entry < here:
+            entry += length
+        exit_at = entry + (exit_m - entry_m) % length
+        now = self.time_s
+        rivals = []
+        for other, other_pace in field:
+            if other is car:
+                continue
+            there = other.timeline.last_m
+            # The road gap now, where the one behind is: both have passed that point.
+            if there >= here:
+                passed = other.timeline.at(here)
+                gap = None if passed is None else now - passed
+            else:
+                passed = car.timeline.at(there)
+                gap = None if passed is None else passed - now
+            if gap is None:
+                continue  # not on the road together since this car was first seen
+            # Carried on to the pit exit at the two cars' pace difference (under the safety
+            # car the field runs at its pace, not theirs).
+            per_lap = None if self.safety_car else self._pace_gap_s(car, pace, other, other_pace)
+            if per_lap is not None:
+                gap += per_lap * (exit_at - min(here, there)) / length
+            rivals.append(Rival(other.index, gap * 1000.0))
         return {
             "car_index": car.index,
             "lap": car.lap,
             "safety_car": self.safety_car,
             "pit_loss_s": round(loss, 3),
             "pit_loss_source": source,
-            **prediction,
+            **predict_rejoin(car.index, loss, rivals),
         }
+
+    def _pace_gap_s(
+        self, car: CarState, pace: float | None, other: CarState, other_pace: float | None
+    ) -> float | None:
+        """Seconds a lap `car` is slower than `other`: their green laps' paces, or while either
+        has none (the race's first laps, just out of the pit lane) their times over the newest
+        lap of road both have run at their pace (past the start's first quarter lap, the pit
+        exit's ramp; lap 1 left out once a quarter of lap 2 is run)."""
+        if pace is not None and other_pace is not None:
+            return (pace - other_pace) / 1000.0
+        length = self.session.get("track_length_m") or 0
+        end = min(car.timeline.last_m, other.timeline.last_m)
+        start = max(LAUNCH_SHARE * length, car.clean_from_m, other.clean_from_m, end - length)
+        if end >= (1 + LAUNCH_SHARE) * length:
+            start = max(start, length)
+        if end - start < LAUNCH_SHARE * length:
+            return None
+        times = [t.at(d) for t in (car.timeline, other.timeline) for d in (start, end)]
+        if None in times:
+            return None
+        a0, a1, b0, b1 = times
+        return ((a1 - a0) - (b1 - b0)) * length / (end - start)
 
     def car_picture(
         self,
         index: int,
         by_position: dict[int, CarState] | None = None,
-        rivals: list[Rival] | None = None,
     ) -> dict[str, Any]:
         car = self.cars[index]
         hidden = self._hidden(index)
@@ -539,11 +664,11 @@ class Engineer:
             "aero": _aero(car.telemetry2),
             "ahead": self._rival(car, ahead, "ahead"),
             "behind": self._rival(car, behind, "behind"),
-            "rejoin": self.rejoin(car, rivals),
+            "rejoin": self.rejoin_now.get(str(index)),
         }
 
     def picture(self) -> dict[str, Any]:
-        by_position, rivals = self._by_position(), self._rivals()
+        by_position = self._by_position()
         return {
             "session_uid": self.session_uid,
             "frame": self.frame,
@@ -559,24 +684,22 @@ class Engineer:
                 "stops_measured": len(self.stops),
             },
             "cars": {
-                str(car.index): self.car_picture(car.index, by_position, rivals)
+                str(car.index): self.car_picture(car.index, by_position)
                 for car in self.cars
                 if car.lap > 0
             },
         }
 
     def rejoins(self) -> dict[str, Any]:
-        rivals = self._rivals()
+        field = self._field()
+        rejoins = ((car.index, self.rejoin(car, field)) for car in self._running())
+        self.rejoin_now = {str(i): r for i, r in rejoins if r is not None}
         return {
             "session_uid": self.session_uid,
             "frame": self.frame,
             "session_time_s": self.time_s,
             "safety_car": self.safety_car,
-            "cars": {
-                str(car.index): r
-                for car in self._running()
-                if (r := self.rejoin(car, rivals)) is not None
-            },
+            "cars": self.rejoin_now,
         }
 
     def _fuel_per_lap(self, car: CarState) -> float | None:
@@ -621,19 +744,6 @@ def _before(frames: deque, frame: int) -> tuple[int, dict[str, float]] | None:
         if seen < frame:
             return seen, values
     return (frame, {})
-
-
-def _gap_trend(car: CarState) -> float:
-    """ms a lap the car's gap to the leader has grown over its last green laps (0 unknown)."""
-    steps = [
-        b["gap_to_leader_ms"] - a["gap_to_leader_ms"]
-        for a, b in itertools.pairwise(car.laps[-(TREND_LAPS + 1) :])
-        if a["lap"] > 1
-        and not (a["pit"] or a["safety_car"] or b["pit"] or b["safety_car"])
-        and a["gap_to_leader_ms"] is not None
-        and b["gap_to_leader_ms"] is not None
-    ]
-    return statistics.fmean(steps) if steps else 0.0
 
 
 def _int(value: float | None) -> int | None:

@@ -1028,6 +1028,7 @@ class RaceSim:
                     "in_lap": car.lap if car.lap_pit_in else car.lap - 1,
                     "entered_s": car.pit_lane_enter_s,
                     "exited_s": self.time_s,
+                    "exit_distance_m": car.total_distance,
                     "position": car.position,
                     "ahead": ahead.index if ahead else None,
                     "gap_ahead_ms": gaps.get(ahead.index) if ahead else None,
@@ -1039,17 +1040,32 @@ class RaceSim:
 
     def _passed_ms_ago(self, car: Car, total_distance: float) -> int | None:
         """How long ago `car` passed `total_distance` (its bucket times, interpolated)."""
+        passed = self._passed_s(car, total_distance)
+        return None if passed is None else _ms(self.time_s - passed)
+
+    def _passed_s(self, car: Car, total_distance: float) -> float | None:
+        """When `car` passed `total_distance` (None: not there yet)."""
         at = total_distance / GAP_BUCKET_M
         k = int(at)
         if k < 0 or k >= len(car.bucket_s):
-            return None  # not there yet
+            return None
         start = car.bucket_s[k]
         if k + 1 < len(car.bucket_s):
-            passed = start + (car.bucket_s[k + 1] - start) * (at - k)
-        else:  # passed it inside the bucket it is in now
-            covered = max(car.total_distance - k * GAP_BUCKET_M, 1e-6)
-            passed = start + (self.time_s - start) * min(1.0, (at - k) * GAP_BUCKET_M / covered)
-        return _ms(self.time_s - passed)
+            return start + (car.bucket_s[k + 1] - start) * (at - k)
+        # Passed it inside the bucket it is in now.
+        covered = max(car.total_distance - k * GAP_BUCKET_M, 1e-6)
+        return start + (self.time_s - start) * min(1.0, (at - k) * GAP_BUCKET_M / covered)
+
+    def _road_gaps(self, car: Car, rejoin: dict[str, Any]) -> dict[str, int]:
+        """Every other car's time at this rejoin's pit exit against this car's: how long before
+        it (positive) or after it (negative) each passed there, as far as they have yet."""
+        gaps = {}
+        for other in self.cars:
+            at = rejoin["exit_distance_m"]
+            passed = None if other is car else self._passed_s(other, at)
+            if passed is not None and other.total_distance >= at:
+                gaps[str(other.index)] = _ms(rejoin["exited_s"] - passed)
+        return gaps
 
     def _record_buckets(self, car: Car) -> None:
         if car.pre_line or self.session_type != "race":
@@ -1203,7 +1219,9 @@ class RaceSim:
                     # Fuel, tyres, ERS: now, and as each lap ended.
                     "systems": {"fuel_in_tank_kg": car.fuel_kg, **car.systems.truth()},
                     "lap_systems": list(car.lap_systems),
-                    "rejoins": list(car.rejoins),
+                    "rejoins": [
+                        {**r, "road_gaps_ms": self._road_gaps(car, r)} for r in car.rejoins
+                    ],
                     # (compound, last lap on it); the set on at the end closes with the last lap
                     "stint_ends": [[tyre, end] for tyre, end in _all_stints(car)],
                     **self._report_truth(car),
