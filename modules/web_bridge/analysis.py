@@ -6,6 +6,8 @@ The laps and traces come from `modules.analysis` opening the recorder's files (t
 written is read up to its last whole chunk). The session being recorded is opened again only
 when the lap timer has published a new lap since, so the page follows the race lap by lap.
 plotly's JavaScript is served from the installed plotly package, never from a CDN.
+`modules.analysis` (pandas, plotly: ~80 MB) is imported on the first analysis request, not at
+start: a bridge whose compare page is never opened does not carry it (issue 18, footprint).
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse
 
-from modules.analysis import RecordingError, Session, open_recording
-from modules.analysis.charts import compare_data
-
 from .links import Refused, Unreachable
+
+if TYPE_CHECKING:
+    from modules.analysis import Session
 
 LIVE = "live"
 RECORDING_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.xdf")
@@ -93,6 +95,8 @@ class Recordings:
                 raise HTTPException(
                     502, f"the recording is not on this machine's disk: {', '.join(missing)}"
                 )
+            from modules.analysis import RecordingError, open_recording
+
             try:
                 session = open_recording(*paths)
                 session.laps  # noqa: B018 - found once, here, under the lock
@@ -189,6 +193,8 @@ def add_routes(app: FastAPI, recordings: Recordings, static: Path) -> None:
         telemetry = [session.telemetry(lap) for lap in laps]
         if not all(t["Speed"].notna().any() for t in telemetry):
             raise HTTPException(404, "no car telemetry for these laps in the recording")
+        from modules.analysis.charts import compare_data
+
         data = compare_data(*telemetry)
         data["names"] = [f"{lap['Driver']} lap {lap['LapNumber']}" for lap in laps]
         data["lap_times_s"] = [lap["LapTime"].total_seconds() for lap in laps]

@@ -36,6 +36,10 @@ PREFIX = "raceplane."
 # Ring length per stream: 30 s of a 20 Hz game feed, enough for "samples since t" queries.
 RING_SAMPLES = 600
 POLL_S = 0.005
+# Streams with a sample every game frame, the first watched one waited on when all is quiet;
+# IDLE_WAIT_S: the longest such a wait (a sparse sample alone, a stop).
+DENSE = ("raceplane.car_telemetry", "raceplane.lap_data", "raceplane.motion")
+IDLE_WAIT_S = 0.05
 TOWER_INTERVAL_S = 0.25
 DISCOVER_S = 1.0  # how often discovery looks at what the resolver knows
 FORGET_S = 5.0  # a stream not heard from for this long drops out of discovery's view
@@ -88,6 +92,7 @@ class Feeds:
         self.telemetry_t: float | None = None  # LSL time of the newest telemetry row
         self.telemetry_seq = 0  # grows with every telemetry row: clients send only news
         self._moved = 0  # motion rows seen: the map changed
+        self._pulled = 0  # samples the poll round took (poll thread only)
         # Swapped whole by the poll thread, read without the lock by the event loop: a ticker
         # must never wait for a poll round.
         self.frame: TelemetryFrame | None = None
@@ -237,6 +242,25 @@ class Feeds:
                 checked = time.monotonic()
                 with self.lock:
                     self._health(self.health.check(time.time()))
+            pulled, self._pulled = self._pulled, 0
+            if pulled:
+                self._stop.wait(POLL_S)  # a burst: what follows it goes out with it
+            else:
+                self._idle()
+
+    def _idle(self) -> None:
+        """Nothing arrived: sleep until a frame of the densest stream watched comes (at most
+        IDLE_WAIT_S) rather than polling every POLL_S (issue 18: empty polls of ~25 streams
+        were most of the bridge's CPU). A sample of another stream sent alone waits for the
+        next frame, or IDLE_WAIT_S."""
+        with self.lock:
+            dense = next((self.streams[n] for n in DENSE if n in self.streams), None)
+        if dense is None:
+            self._stop.wait(POLL_S)
+            return
+        try:
+            dense.watcher.wait(IDLE_WAIT_S)
+        except Exception:  # lost or dropped meanwhile: the next round reports it
             self._stop.wait(POLL_S)
 
     def _pull_all(self, is_json: bool) -> list[Message]:
@@ -261,6 +285,7 @@ class Feeds:
         n = watched.watcher.update()
         if not n:
             return []
+        self._pulled += n
         watched.samples += n
         self._health(self.health.arrived(name, n, time.time()))
         if n > RING_SAMPLES:  # a burst larger than the ring between two polls
