@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -252,6 +253,7 @@ def main() -> int:
             room.wait(timeout=60)
         except subprocess.TimeoutExpired:
             room.kill()
+        shutil.rmtree(work, ignore_errors=True)  # the recording alone is hundreds of MB
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from dareplane_utils.stream_watcher.lsl_stream_watcher import (
     StreamWatcher,
 )
 from modules.expected_inputs import expect
-from modules.stream_catalogue import USER_PREFIX
+from modules.stream_catalogue import CATALOGUE, USER_PREFIX
 
 from .sources import SESSION_STREAMS, SourceRule, producer_of
 from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFrame
@@ -35,6 +35,11 @@ from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFr
 PREFIX = "raceplane."
 # Ring length per stream: 30 s of a 20 Hz game feed, enough for "samples since t" queries.
 RING_SAMPLES = 600
+# A JSON stream's ring is shorter: its texts are large (a Session packet ~17 kB, SessionHistory
+# holds a car's laps so far) and each burst is read at once; 600 of each were ~27 MB of the
+# bridge, still growing late in a race as the slow streams' rings filled (issue 18).
+JSON_RING_SAMPLES = 128
+JSON_CATALOGUE = frozenset(s.name for s in CATALOGUE if s.kind == "json")
 POLL_S = 0.005
 # Streams with a sample every game frame, the first watched one waited on when all is quiet;
 # IDLE_WAIT_S: the longest such a wait (a sparse sample alone, a stop).
@@ -197,7 +202,8 @@ class Feeds:
         # started last. A restart with the same source_id is liblsl's to recover.
         if known is not None and (known.source_id == source_id or known.created_at >= created_at):
             return
-        watcher = StreamWatcher(name, buffer_size_samples=RING_SAMPLES, logger=self.logger)
+        ring = JSON_RING_SAMPLES if name in JSON_CATALOGUE else RING_SAMPLES
+        watcher = StreamWatcher(name, buffer_size_samples=ring, logger=self.logger)
         identifier = {"name": name, "source_id": source_id} if source_id else {"name": name}
         try:
             watcher.connect_to_stream(identifier=identifier, timeout=CONNECT_TIMEOUT_S)
@@ -288,8 +294,9 @@ class Feeds:
         self._pulled += n
         watched.samples += n
         self._health(self.health.arrived(name, n, time.time()))
-        if n > RING_SAMPLES:  # a burst larger than the ring between two polls
-            watched.overrun += n - RING_SAMPLES
+        ring = len(watched.watcher.buffer)
+        if n > ring:  # a burst larger than the ring between two polls
+            watched.overrun += n - ring
         if not watched.is_json:
             # Only the newest row makes the picture: copying the burst would cost for nothing.
             data, stamps = watched.watcher.last(1)
@@ -302,7 +309,7 @@ class Feeds:
             elif name == "raceplane.motion":
                 self._moved += n
             return self.state.on_rows(name, data, n)
-        data, stamps = watched.watcher.last(min(n, RING_SAMPLES))
+        data, stamps = watched.watcher.last(min(n, ring))
         watched.last_t = float(stamps[-1])
         if name not in JSON_STREAMS:
             return []
