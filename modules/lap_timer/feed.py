@@ -198,13 +198,19 @@ class Feed:
 
     def _idle(self) -> None:
         """Nothing arrived in two looks: sleep until LapData (one sample per game frame, sent
-        with the frame's other packets) brings the next frame, at most IDLE_WAIT_S, instead
-        of polling every poll_s (issue 18: most of the lap timer's CPU was empty polls)."""
+        with the frame's other packets) brings the next frame, instead of polling every
+        poll_s (issue 18: most of the lap timer's CPU was empty polls). The merge releases a
+        held sample once the inputs it waits for were found empty after its due time, so
+        the sleep ends by then, to look again; and at most IDLE_WAIT_S."""
         if LAP_DATA not in self.connected:
             self._stop.wait(self.poll_s)
             return
+        timeout = IDLE_WAIT_S
+        due = self.merge.next_due()  # the work thread's; one float, read as it is
+        if due is not None:
+            timeout = min(timeout, max(self.poll_s, due - time.monotonic()))
         try:
-            self.watchers[LAP_DATA].wait(IDLE_WAIT_S)
+            self.watchers[LAP_DATA].wait(timeout)
         except Exception:  # the next pull reports what is wrong with the stream
             self._stop.wait(self.poll_s)
 
