@@ -41,8 +41,8 @@ RING_SAMPLES = 600
 JSON_RING_SAMPLES = 128
 JSON_CATALOGUE = frozenset(s.name for s in CATALOGUE if s.kind == "json")
 POLL_S = 0.005
-# Streams with a sample every game frame, the first watched one waited on when all is quiet;
-# IDLE_WAIT_S: the longest such a wait (a sparse sample alone, a stop).
+# Streams with a sample every game frame: the poll thread sleeps on the first one watched
+# between rounds; IDLE_WAIT_S: the longest such a sleep (a sparse sample alone, a stop).
 DENSE = ("raceplane.car_telemetry", "raceplane.lap_data", "raceplane.motion")
 IDLE_WAIT_S = 0.05
 TOWER_INTERVAL_S = 0.25
@@ -97,7 +97,6 @@ class Feeds:
         self.telemetry_t: float | None = None  # LSL time of the newest telemetry row
         self.telemetry_seq = 0  # grows with every telemetry row: clients send only news
         self._moved = 0  # motion rows seen: the map changed
-        self._pulled = 0  # samples the poll round took (poll thread only)
         # Swapped whole by the poll thread, read without the lock by the event loop: a ticker
         # must never wait for a poll round.
         self.frame: TelemetryFrame | None = None
@@ -248,26 +247,26 @@ class Feeds:
                 checked = time.monotonic()
                 with self.lock:
                     self._health(self.health.check(time.time()))
-            pulled, self._pulled = self._pulled, 0
-            if pulled:
-                self._stop.wait(POLL_S)  # a burst: what follows it goes out with it
-            else:
-                self._idle()
+            if self._next_frame():
+                self._stop.wait(POLL_S)  # the frame's other packets follow within a few ms
 
-    def _idle(self) -> None:
-        """Nothing arrived: sleep until a frame of the densest stream watched comes (at most
-        IDLE_WAIT_S) rather than polling every POLL_S (issue 18: empty polls of ~25 streams
-        were most of the bridge's CPU). A sample of another stream sent alone waits for the
-        next frame, or IDLE_WAIT_S."""
+    def _next_frame(self) -> bool:
+        """Sleep until the next frame of the densest stream watched (at most IDLE_WAIT_S;
+        True: it came), rather than polling every POLL_S: a round's work is the same for one
+        frame or three (only the newest numeric row is read), and polls of ~25 streams every
+        5 ms were most of the bridge's CPU (issue 18). A sample of another stream that comes
+        after a round is seen with the next frame, or after IDLE_WAIT_S. Without a dense
+        stream (no game), every POLL_S as before."""
         with self.lock:
             dense = next((self.streams[n] for n in DENSE if n in self.streams), None)
         if dense is None:
             self._stop.wait(POLL_S)
-            return
+            return False
         try:
-            dense.watcher.wait(IDLE_WAIT_S)
+            return dense.watcher.wait(IDLE_WAIT_S) > 0
         except Exception:  # lost or dropped meanwhile: the next round reports it
             self._stop.wait(POLL_S)
+            return False
 
     def _pull_all(self, is_json: bool) -> list[Message]:
         messages: list[Message] = []
@@ -291,7 +290,6 @@ class Feeds:
         n = watched.watcher.update()
         if not n:
             return []
-        self._pulled += n
         watched.samples += n
         self._health(self.health.arrived(name, n, time.time()))
         ring = len(watched.watcher.buffer)
