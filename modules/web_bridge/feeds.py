@@ -35,11 +35,14 @@ from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFr
 PREFIX = "raceplane."
 # Ring length per stream: 30 s of a 20 Hz game feed, enough for "samples since t" queries.
 RING_SAMPLES = 600
-# A JSON stream's ring is shorter: its texts are large (a Session packet ~17 kB, SessionHistory
-# holds a car's laps so far) and each burst is read at once; 600 of each were ~27 MB of the
-# bridge, still growing late in a race as the slow streams' rings filled (issue 18).
-JSON_RING_SAMPLES = 128
-JSON_CATALOGUE = frozenset(s.name for s in CATALOGUE if s.kind == "json")
+# The ring of a JSON stream the dashboard does not read (kept for the observer endpoints):
+# shorter, as their texts are large (SessionHistory holds a car's laps so far, 40 a second at
+# 60 Hz); 600 of each were ~12 MB of the bridge, still growing late in a race (issue 18). The
+# dashboard's JSON streams keep RING_SAMPLES: a burst must fit the ring between two rounds.
+OBSERVED_RING_SAMPLES = 128
+OBSERVED_JSON = frozenset(
+    s.name for s in CATALOGUE if s.kind == "json" and s.name not in JSON_STREAMS
+)
 POLL_S = 0.005
 # Streams with a sample every game frame: the poll thread sleeps on the first one watched
 # between rounds; IDLE_WAIT_S: the longest such a sleep (a sparse sample alone, a stop).
@@ -201,7 +204,7 @@ class Feeds:
         # started last. A restart with the same source_id is liblsl's to recover.
         if known is not None and (known.source_id == source_id or known.created_at >= created_at):
             return
-        ring = JSON_RING_SAMPLES if name in JSON_CATALOGUE else RING_SAMPLES
+        ring = OBSERVED_RING_SAMPLES if name in OBSERVED_JSON else RING_SAMPLES
         watcher = StreamWatcher(name, buffer_size_samples=ring, logger=self.logger)
         identifier = {"name": name, "source_id": source_id} if source_id else {"name": name}
         try:
