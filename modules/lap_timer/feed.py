@@ -47,9 +47,6 @@ WAIT_S = 0.05
 # session packets), whose silence is normal, to cover the skew between two inlets.
 WATERMARK_S = 1.0
 SPARSE_WAIT_S = 0.01
-# The longest the pull thread sleeps on LapData when nothing arrives: how late a sparse sample
-# sent alone (the game paused, a session starting) or a stop is seen at worst.
-IDLE_WAIT_S = 0.05
 HEALTH_CHECK_S = 0.5  # how often the pull thread asks whether an input is missing or stale
 
 
@@ -174,7 +171,6 @@ class Feed:
 
     def _pull_loop(self) -> None:
         checked = 0.0
-        quiet = False  # the last pull found nothing
         while not self._stop.is_set():
             while not self._ready.empty():
                 name = self._ready.get()
@@ -188,31 +184,8 @@ class Feed:
             except Exception:  # one bad cycle must not end the lap timer
                 self.logger.exception("lap timer feed: pull failed")
                 pulled = 0
-            if pulled:
-                quiet = False
-            elif not quiet:  # a game frame's packets may still be on their way: look again
-                quiet = True
+            if not pulled:
                 self._stop.wait(self.poll_s)
-            else:
-                self._idle()
-
-    def _idle(self) -> None:
-        """Nothing arrived in two looks: sleep until LapData (one sample per game frame, sent
-        with the frame's other packets) brings the next frame, instead of polling every
-        poll_s (issue 18: most of the lap timer's CPU was empty polls). The merge releases a
-        held sample once the inputs it waits for were found empty after its due time, so
-        the sleep ends by then, to look again; and at most IDLE_WAIT_S."""
-        if LAP_DATA not in self.connected:
-            self._stop.wait(self.poll_s)
-            return
-        timeout = IDLE_WAIT_S
-        due = self.merge.next_due()  # the work thread's; one float, read as it is
-        if due is not None:
-            timeout = min(timeout, max(self.poll_s, due - time.monotonic()))
-        try:
-            self.watchers[LAP_DATA].wait(timeout)
-        except Exception:  # the next pull reports what is wrong with the stream
-            self._stop.wait(self.poll_s)
 
     def pull(self) -> int:
         """Move what arrived on every connected stream into the work queue; returns how many."""
