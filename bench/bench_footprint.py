@@ -113,7 +113,7 @@ def browser_processes(own: psutil.Process) -> list[psutil.Process]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--laps", type=int, default=3, help="measured race (Monza, real time)")
-    parser.add_argument("--race-laps", type=int, default=20, help="the whole race, for RSS")
+    parser.add_argument("--race-laps", type=int, default=10, help="the whole race, for RSS")
     # The simulator is Python: 22 cars at 60 Hz and 10x outrun it on a busy machine.
     parser.add_argument("--race-speed", type=float, default=8.0, help="its speed (x real time)")
     parser.add_argument("--race-rate", type=int, default=20, help="its game send rate, Hz")
