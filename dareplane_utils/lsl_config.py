@@ -60,6 +60,15 @@ class LslConfig:
         ]
         if self.peers:
             lines.append("IPv6 = disable")  # peers are IPv4 addresses from a setup file
+        lines += [
+            "",
+            "[tuning]",
+            # liblsl sets aside 128 samples per outlet and inlet of an irregular stream: ~0.7 MB
+            # for one of the decoder's ~700-channel streams, ~15 MB over a stack (issue 18).
+            # Samples past the reserve are allocated as they come and then reused.
+            "OutletBufferReserveSamples = 8",
+            "InletBufferReserveSamples = 8",
+        ]
         # liblsl's INFO lines on stderr drown a module's output; keep its errors.
         lines += ["", "[log]", "level = -2", ""]
         return "\n".join(lines)

@@ -123,3 +123,12 @@ def test_raceplane_run_hands_its_module_the_stacks_config(tmp_path: Path) -> Non
         assert result.returncode == 0, result.stderr
         assert f"SessionID = raceplane-stack-{session}" in result.stdout
         assert "raceplane run: LSL made by the stack" in result.stderr
+
+
+def test_liblsl_sets_aside_few_samples_per_stream() -> None:
+    """liblsl's default reserve of 128 samples per outlet and inlet is ~0.7 MB for one of the
+    decoder's wide streams (issue 18, footprint): the stack's config asks for 8."""
+    for config in (LslConfig("s"), LslConfig("s", ("10.0.0.1",))):
+        text = config.text()
+        assert "OutletBufferReserveSamples = 8" in text
+        assert "InletBufferReserveSamples = 8" in text

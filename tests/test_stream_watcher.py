@@ -548,3 +548,67 @@ def test_pull_with_a_timeout_sleeps_until_the_next_sample(fmt, publish, watchers
     watcher.start_background()
     with pytest.raises(ValueError, match="stop_background"):
         watcher.pull(timeout=1)
+
+
+@pytest.mark.parametrize("fmt", ["double64", "string"])
+def test_wait_sleeps_until_a_sample_comes_and_pull_returns_it_in_order(fmt, publish, watchers):
+    """An idle reader blocks in wait() instead of polling (issue 18): each sample that ends a
+    wait is pulled in order with the rest, none twice, none lost; quiet, wait() gives 0."""
+    name = unique_name()
+    publish(
+        name,
+        "--format",
+        fmt,
+        "--channels",
+        "3",
+        "--rate",
+        "20",
+        "--chunk",
+        "1",
+        "--count",
+        "12",
+        "--wait-consumer",
+        "10",
+    )
+    watcher = watchers(name, buffer_size_samples=8)
+    watcher.connect_to_stream(timeout=10, ambiguity_wait_s=0)
+    got: list[np.ndarray] = []
+    waits = 0
+    while sum(len(v) for v in got) < 12 and waits < 200:
+        waits += 1
+        if watcher.wait(5.0):
+            values, _ = watcher.pull()
+            got.append(values)
+    np.testing.assert_array_equal(np.concatenate(got).astype(object), expected(0, 12, 3, fmt))
+    assert watcher.wait(0.2) == 0  # the producer sent all it had: the wait times out
+    assert watcher.pull()[0].shape == (0, 3)
+
+
+def test_update_counts_what_wait_took(publish, watchers):
+    """A reader by update() (the web bridge) is told of the sample wait() moved in."""
+    name = unique_name()
+    publish(
+        name,
+        "--channels",
+        "2",
+        "--rate",
+        "20",
+        "--chunk",
+        "1",
+        "--count",
+        "5",
+        "--wait-consumer",
+        "10",
+    )
+    watcher = watchers(name, buffer_size_samples=8)
+    watcher.connect_to_stream(timeout=10, ambiguity_wait_s=0)
+    seen = 0
+    for _ in range(100):
+        if seen >= 5:
+            break
+        if watcher.wait(5.0):
+            assert watcher.wait(5.0) >= 1  # still owed to update(): no second sample taken
+            seen += watcher.update()
+    assert seen == watcher.n_total == 5
+    data, _ = watcher.last(5)
+    np.testing.assert_array_equal(data.astype(object), expected(0, 5, 2, "double64"))

@@ -147,6 +147,7 @@ class StreamWatcher:
         self._lock = threading.RLock()
         self._errcode = ctypes.c_int()
         self._recovery_pending = False
+        self._waited = 0  # samples `wait()` moved into the ring that update()/pull() owe
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._background_error: BaseException | None = None
@@ -250,6 +251,7 @@ class StreamWatcher:
             self.recoveries = []
             self.n_possibly_missed = 0
             self._recovery_pending = False
+            self._waited = 0
         self.logger.info(
             "watching LSL stream %s: %d %s channels at %g Hz, ring of %d samples",
             _describe(info),
@@ -301,7 +303,8 @@ class StreamWatcher:
                 self.stop_background()  # raises what stopped the thread
             return 0
         with self._lock:
-            return self._update_locked()
+            waited, self._waited = self._waited, 0
+            return waited + self._update_locked()
 
     def pull(
         self, max_samples: int | None = None, release: bool = False, timeout: float = 0.0
@@ -339,6 +342,7 @@ class StreamWatcher:
             ring = self._ring()
             overruns = ring.overruns
             values, stamps = ring.pull(max_samples, release)
+            self._waited = 0
             if ring.overruns > overruns:
                 self.logger.warning(
                     "LSL stream %r: %d samples overwritten in the ring before they were pulled "
@@ -348,6 +352,52 @@ class StreamWatcher:
                     ring.overruns,
                 )
             return values, stamps
+
+    def wait(self, timeout: float) -> int:
+        """Block until a sample has arrived or `timeout` s have passed; returns how many
+        samples came (0: none). For a reader that would otherwise poll an idle inlet: the
+        sample that ends the wait is moved from liblsl into the ring, and the next `pull()`
+        returns it in order with the rest (the next `update()` counts it). Returns at once
+        while such a sample is still owed. Call it from the thread that pulls or updates;
+        not while background acquisition runs.
+        """
+        with self._lock:
+            if self._waited:
+                return self._waited
+            ring = self._ring()
+            inlet = self._connected_inlet()
+        # liblsl blocks until one sample (max_samples 1) or the timeout, without our lock held.
+        try:
+            if self.channel_format == "string":
+                samples, stamps = inlet.pull_chunk(timeout=timeout, max_samples=1)
+                rows: Any = samples
+            else:
+                rows = np.empty((1, ring.buffer.shape[1]), dtype=ring.buffer.dtype)
+                stamps = np.empty(1, dtype=np.float64)
+                errcode = ctypes.c_int()
+                n_values = inlet.do_pull_chunk(
+                    inlet.obj,
+                    rows.ctypes.data_as(ctypes.c_void_p),
+                    stamps.ctypes.data_as(ctypes.c_void_p),
+                    ctypes.c_size_t(rows.size),
+                    ctypes.c_size_t(1),
+                    ctypes.c_double(timeout),
+                    ctypes.byref(errcode),
+                )
+                if errcode.value:
+                    pylsl.util.handle_error(errcode)
+                if n_values == 0:
+                    stamps = stamps[:0]
+        except pylsl.util.LostError as exc:
+            raise self._lost() from exc
+        if not len(stamps):
+            return 0
+        with self._lock:
+            if inlet.was_clock_reset():
+                self._recovery_pending = True
+            self._write(rows, np.asarray(stamps, dtype=np.float64))
+            self._waited += len(stamps)
+            return self._waited
 
     @property
     def overruns(self) -> int:

@@ -101,13 +101,17 @@ def check_installed(spec: ModuleSpec) -> None:
 
 def environment(settings: ControlRoomSettings, lsl_config: Path) -> dict[str, str]:
     """The environment of every started process: log server address, the stack's LSL
-    configuration (modules/control_room/lsl.py), unbuffered output."""
+    configuration (modules/control_room/lsl.py), unbuffered output, few malloc arenas."""
     return {
         **os.environ,
         "RACEPLANE_LOG_HOST": settings.log_host,
         "RACEPLANE_LOG_PORT": str(settings.log_port),
         ENV_VAR: str(lsl_config),
         "PYTHONUNBUFFERED": "1",
+        # liblsl gives every stream connection threads of its own, and glibc a malloc arena
+        # to each thread that allocates (up to 8 per core), each holding freed memory: two
+        # arenas cut a module's RSS by ~10 MB at no measurable CPU (issue 18, footprint).
+        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
     }
 
 

@@ -6,6 +6,8 @@ The laps and traces come from `modules.analysis` opening the recorder's files (t
 written is read up to its last whole chunk). The session being recorded is opened again only
 when the lap timer has published a new lap since, so the page follows the race lap by lap.
 plotly's JavaScript is served from the installed plotly package, never from a CDN.
+`modules.analysis` (pandas, plotly: ~80 MB) is imported on the first analysis request, not at
+start: a bridge whose compare page is never opened does not carry it (issue 18, footprint).
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class Recordings:
                 raise HTTPException(
                     502, f"the recording is not on this machine's disk: {', '.join(missing)}"
                 )
+            from modules.analysis import RecordingError, open_recording
+
             try:
                 session = open_recording(*paths)
                 session.laps  # noqa: B018 - found once, here, under the lock

@@ -34,7 +34,7 @@ from dareplane_utils.stream_watcher.lsl_stream_watcher import (
 )
 from dareplane_utils.stream_watcher.merge import SequenceMerge
 from modules.expected_inputs import expect
-from modules.stream_catalogue import USER_PREFIX
+from modules.stream_catalogue import CATALOGUE, USER_PREFIX
 
 from .sources import SESSION_STREAMS, SourceRule, producer_of
 from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFrame
@@ -42,7 +42,19 @@ from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFr
 PREFIX = "raceplane."
 # Ring length per stream: 30 s of a 20 Hz game feed, enough for "samples since t" queries.
 RING_SAMPLES = 600
+# The ring of a JSON stream the dashboard does not read (kept for the observer endpoints):
+# shorter, as their texts are large (SessionHistory holds a car's laps so far, 40 a second at
+# 60 Hz); 600 of each were ~12 MB of the bridge, still growing late in a race (issue 18). The
+# dashboard's JSON streams keep RING_SAMPLES: a burst must fit the ring between two rounds.
+OBSERVED_RING_SAMPLES = 128
+OBSERVED_JSON = frozenset(
+    s.name for s in CATALOGUE if s.kind == "json" and s.name not in JSON_STREAMS
+)
 POLL_S = 0.005
+# Streams with a sample every game frame: the poll thread sleeps on the first one watched
+# between rounds; IDLE_WAIT_S: the longest such a sleep (a sparse sample alone, a stop).
+DENSE = ("raceplane.car_telemetry", "raceplane.lap_data", "raceplane.motion")
+IDLE_WAIT_S = 0.05
 TOWER_INTERVAL_S = 0.25
 DISCOVER_S = 1.0  # how often discovery looks at what the resolver knows
 FORGET_S = 5.0  # a stream not heard from for this long drops out of discovery's view
@@ -223,7 +235,8 @@ class Feeds:
         # started last. A restart with the same source_id is liblsl's to recover.
         if known is not None and (known.source_id == source_id or known.created_at >= created_at):
             return
-        watcher = StreamWatcher(name, buffer_size_samples=RING_SAMPLES, logger=self.logger)
+        ring = OBSERVED_RING_SAMPLES if name in OBSERVED_JSON else RING_SAMPLES
+        watcher = StreamWatcher(name, buffer_size_samples=ring, logger=self.logger)
         identifier = {"name": name, "source_id": source_id} if source_id else {"name": name}
         try:
             watcher.connect_to_stream(identifier=identifier, timeout=CONNECT_TIMEOUT_S)
@@ -270,7 +283,26 @@ class Feeds:
                 checked = time.monotonic()
                 with self.lock:
                     self._health(self.health.check(time.time()))
+            if self._next_frame():
+                self._stop.wait(POLL_S)  # the frame's other packets follow within a few ms
+
+    def _next_frame(self) -> bool:
+        """Sleep until the next frame of the densest stream watched (at most IDLE_WAIT_S;
+        True: it came), rather than polling every POLL_S: a round's work is the same for one
+        frame or three (only the newest numeric row is read), and polls of ~25 streams every
+        5 ms were most of the bridge's CPU (issue 18). A sample of another stream that comes
+        after a round is seen with the next frame, or after IDLE_WAIT_S. Without a dense
+        stream (no game), every POLL_S as before."""
+        with self.lock:
+            dense = next((self.streams[n] for n in DENSE if n in self.streams), None)
+        if dense is None:
             self._stop.wait(POLL_S)
+            return False
+        try:
+            return dense.watcher.wait(IDLE_WAIT_S) > 0
+        except Exception:  # lost or dropped meanwhile: the next round reports it
+            self._stop.wait(POLL_S)
+            return False
 
     def _pull_all(self, is_json: bool) -> list[Message]:
         messages: list[Message] = []
