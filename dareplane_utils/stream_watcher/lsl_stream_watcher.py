@@ -327,9 +327,9 @@ class StreamWatcher:
             if self._thread is not None:
                 raise ValueError("pull(timeout=...) waits itself; stop_background() first")
             with self._lock:
-                inlet, waiting = self._connected_inlet(), self._ring().unread
+                waiting = self._ring().unread
             if not waiting:
-                self._take_one(inlet, timeout)
+                self.wait(timeout)
         with self._lock:
             if self._thread is not None:
                 if not self._thread.is_alive():
@@ -364,39 +364,11 @@ class StreamWatcher:
         with self._lock:
             if self._waited:
                 return self._waited
-            ring = self._ring()
             inlet = self._connected_inlet()
-        # liblsl blocks until one sample (max_samples 1) or the timeout, without our lock held.
-        try:
-            if self.channel_format == "string":
-                samples, stamps = inlet.pull_chunk(timeout=timeout, max_samples=1)
-                rows: Any = samples
-            else:
-                rows = np.empty((1, ring.buffer.shape[1]), dtype=ring.buffer.dtype)
-                stamps = np.empty(1, dtype=np.float64)
-                errcode = ctypes.c_int()
-                n_values = inlet.do_pull_chunk(
-                    inlet.obj,
-                    rows.ctypes.data_as(ctypes.c_void_p),
-                    stamps.ctypes.data_as(ctypes.c_void_p),
-                    ctypes.c_size_t(rows.size),
-                    ctypes.c_size_t(1),
-                    ctypes.c_double(timeout),
-                    ctypes.byref(errcode),
-                )
-                if errcode.value:
-                    pylsl.util.handle_error(errcode)
-                if n_values == 0:
-                    stamps = stamps[:0]
-        except pylsl.util.LostError as exc:
-            raise self._lost() from exc
-        if not len(stamps):
+        if not self._take_one(inlet, timeout):
             return 0
         with self._lock:
-            if inlet.was_clock_reset():
-                self._recovery_pending = True
-            self._write(rows, np.asarray(stamps, dtype=np.float64))
-            self._waited += len(stamps)
+            self._waited += 1
             return self._waited
 
     @property
