@@ -27,11 +27,13 @@ demo: $(RUNTIME)
 	$(VENV)/bin/raceplane up configs/demo.toml
 
 # Most tests wait on processes, sockets and LSL more than they compute: workers overlap them.
+# A test file stays on one worker (--dist loadfile): its module fixtures (a running stack) are
+# made once per run, not once per worker.
 TEST_WORKERS ?= 3
 
 test: $(INSTALLED)
 	bash .ci/system-deps
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(INSTALLED)
 	$(PY) bench/run_all.py

@@ -293,6 +293,9 @@ class Stack:
         self.process.wait(timeout=10)
 
 
+MARKER = b"raceplane relay marker"  # shorter than any packet header: the decoder rejects it
+
+
 class PausableRelay:
     """A UDP relay between the game and the decoder that can pause the game.
 
@@ -313,11 +316,20 @@ class PausableRelay:
         self.paused_at: float | None = None
         self.forwarded = 0
         self._stop = threading.Event()
+        self._holding = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
         self._thread.start()
 
     def pause(self) -> None:
+        """Hold datagrams from now on; returns once the relay thread has stopped sending."""
+        self._holding.clear()
         self.paused_at = time.monotonic()
+        assert self._holding.wait(10), "the relay thread did not pause"
+
+    def mark(self) -> None:
+        """Send the decoder one datagram too short to be a packet, after everything forwarded:
+        once the decoder counts its reject, it has read all the relay sent before it."""
+        self.out.sendto(MARKER, self.target)
 
     def resume(self) -> None:
         assert self.paused_at is not None
@@ -332,6 +344,7 @@ class PausableRelay:
             except TimeoutError:
                 pass
             if self.paused_at is not None:
+                self._holding.set()
                 continue
             now = time.monotonic()
             while self.held and self.held[0][0] + self.delay <= now:

@@ -174,7 +174,9 @@ def test_two_demo_stacks_on_one_machine_do_not_meet(tmp_path: Path) -> None:
         assert "raceplane.lap_data" in inputs["connected"]  # B's own (idle) decoder's
         bridge_streams = b.send("web_bridge", "STATUS")["streams"]
         producers = {s["source_id"].split("@", 1)[1] for s in bridge_streams}
-        own = {f"decoder:{idle.udp_port}", f"lap_timer:{idle.ports['lap_timer']}"}
+        own = {f"decoder:{idle.udp_port}"} | {
+            f"{kind}:{idle.ports[kind]}" for kind in ("lap_timer", "engineer") if kind in idle.ports
+        }
         assert producers and producers <= own, producers
         # Everything B's LSL session shows (a fresh resolve) is B's, though A's streams are there.
         visible = {s["source_id"].split("@", 1)[1] for s in b.send("recorder", "UPDATE")}
