@@ -16,6 +16,7 @@ the feed does not have are NaN for cars in the session; unused slots are zeros.
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from collections.abc import Sequence
@@ -131,8 +132,10 @@ class _Driver:
     knocked_out: bool = False
     finished: bool = False
     grid: int = 0
-    gap_ms: int = 0
-    interval_ms: int = 0
+    # None: the feed gives no time ("", "1 L", a car without a time in this qualifying part);
+    # published as NaN, which consumers show as unknown, never as +0.000.
+    gap_ms: int | None = None
+    interval_ms: int | None = None
     compound: int = 0
     tyre_age: int = 0
     telemetry: dict[str, float] = field(default_factory=dict)
@@ -406,18 +409,18 @@ class LiveSession:
                 events.append(self._event("RTMT", time, vehicle_idx=driver.slot, reason=0))
             driver.retired = retired
         if "GapToLeader" in change:
-            driver.gap_ms = time_ms(change["GapToLeader"]) or 0
+            driver.gap_ms = time_ms(change["GapToLeader"])
         # Qualifying gives the gaps of best laps, per part (Stats[part - 1]).
         stats = change.get("Stats")
         stats = stats.get(str(self.part - 1)) if isinstance(stats, dict) else None
         if isinstance(stats, dict):
             if "TimeDiffToFastest" in stats:
-                driver.gap_ms = time_ms(stats["TimeDiffToFastest"]) or 0
+                driver.gap_ms = time_ms(stats["TimeDiffToFastest"])
             if "TimeDifftoPositionAhead" in stats:
-                driver.interval_ms = time_ms(stats["TimeDifftoPositionAhead"]) or 0
+                driver.interval_ms = time_ms(stats["TimeDifftoPositionAhead"])
         interval = change.get("IntervalToPositionAhead")
         if isinstance(interval, dict) and "Value" in interval:
-            driver.interval_ms = time_ms(interval["Value"]) or 0
+            driver.interval_ms = time_ms(interval["Value"])
         return events
 
     def _best_taken_back(
@@ -495,8 +498,8 @@ class LiveSession:
             values["current_lap_invalid"][i] = 0
             values["grid_position"][i] = d.grid
             values["result_status"][i] = self._status(d)
-            values["delta_to_car_in_front_ms"][i] = d.interval_ms
-            values["delta_to_race_leader_ms"][i] = d.gap_ms
+            values["delta_to_car_in_front_ms"][i] = _or_nan(d.interval_ms)
+            values["delta_to_race_leader_ms"][i] = _or_nan(d.gap_ms)
             # The game's driver_status: 0 in the garage (pit lane), 3 out-lap, 4 on track.
             values["driver_status"][i] = 0 if d.in_pit else 3 if d.pit_out else 4
         return self._row(LAP_DATA, values)
@@ -757,3 +760,7 @@ def _time(text: Any, default: datetime) -> datetime:
         return parse_timestamp(text)
     except (TypeError, ValueError):
         return default
+
+
+def _or_nan(value: int | None) -> float:
+    return math.nan if value is None else float(value)
