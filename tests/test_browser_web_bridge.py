@@ -196,7 +196,8 @@ def test_api_docs_work_with_the_network_cut(race: Race, browser: Browser) -> Non
 def test_banner_says_which_input_is_missing_or_quiet_and_clears(
     tmp_path: Path, browser: Browser
 ) -> None:
-    with DevStack(tmp_path) as dev:
+    # A session of its own: the module's race stack publishes raceplane.lap_data too.
+    with DevStack(tmp_path, private_lsl=True) as dev:
         bridge = dev.bridge(None, None, "--expect", "raceplane.lap_data")
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         try:

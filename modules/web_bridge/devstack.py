@@ -10,6 +10,8 @@ goes to `<directory>/<name>.out`, which `tail(name)` reads for failure messages.
 
 LSL: the stack shares the LSL session of the process that starts it (under pytest, the run's
 isolated session, so the test can read the stack's streams); outside one it isolates itself.
+`DevStack(directory, private_lsl=True)` gives its processes a session of their own instead, for
+a test that must not see streams of another stack still running in the same test process.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import httpx
 
-from dareplane_utils.testing import free_port, isolate_lsl, wait_until
+from dareplane_utils.testing import free_port, isolate_lsl, wait_until, write_lsl_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,11 +49,14 @@ class Endpoint:
 
 
 class DevStack:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, private_lsl: bool = False) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.lsl_config = isolate_lsl("raceplane-webbridge")
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if private_lsl:
+            self.lsl_config = write_lsl_config(self.directory, f"devstack-{uuid.uuid4().hex}")
+            self.env["LSLAPICFG"] = str(self.lsl_config)
         self.log_port = free_port()  # modules log here; nobody listens unless log_server()
         self.processes: dict[str, subprocess.Popen] = {}
 
