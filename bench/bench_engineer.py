@@ -115,7 +115,11 @@ def main() -> int:
             browser.close()
     finally:
         relay.stop.set()
-    latencies = [t - relay.sent[f] for f, t in frames if f in relay.sent]
+    # A frame's latency is to when the page first shows it (a later redraw is not news).
+    first: dict[int, float] = {}
+    for f, t in frames:
+        first.setdefault(f, t)
+    latencies = [t - relay.sent[f] for f, t in first.items() if f in relay.sent]
     span = frames[-1][1] - frames[0][1] if len(frames) > 1 else 0.0
     rate = (len(frames) - 1) / span if span else 0.0
     array = np.array(latencies) * 1000 if latencies else np.array([np.nan])

@@ -14,7 +14,8 @@ const view = {
   rateHz: Number(params.get("rate")) || 20,
   picture: null,
   rejoin: null,
-  drawnAt: 0,
+  tokens: 2,
+  tokenAt: 0,
   timer: null,
   names: new Map(),
 };
@@ -25,9 +26,11 @@ function known(value) {
 }
 
 // Text for a value, or "unknown" (with a class the page styles) when the stream has none.
+// Only what changed is written: a rewrite of the same text is still a change to the DOM.
 function show(node, value, format = (v) => String(v)) {
   const ok = known(value);
-  node.textContent = ok ? format(value) : UNKNOWN;
+  const text = ok ? format(value) : UNKNOWN;
+  if (node.textContent !== text) node.textContent = text;
   node.classList.toggle("unknown", !ok);
 }
 
@@ -51,8 +54,8 @@ function fillCars(cars) {
 }
 
 function renderCar(picture, car) {
-  $("#eng-track").textContent = picture.track || "–";
-  $("#eng-frame").textContent = String(picture.frame);
+  show($("#eng-track"), picture.track || "–");
+  show($("#eng-frame"), picture.frame);
   show($("#eng-lap"), car.lap, (lap) => `${lap} / ${picture.total_laps || "?"}`);
   show($("#eng-position"), car.position);
   show($("#eng-delta"), car.delta_to_best_ms, signed);
@@ -112,18 +115,24 @@ function renderRejoin(rejoin) {
   show($("#eng-rejoin-behind"), rejoin && rejoin.behind, near);
 }
 
-// Draw now if the rate allows, else once when it does: the newest picture, never a queue.
+// Draw now if the rate allows, else once when it does: the newest picture, never a queue. A
+// bucket of two draws refilled at the rate: pictures sent at that same rate arrive with jitter
+// (one late, the next early), and each is drawn as it comes, while the rate holds on average.
 function schedule() {
   if (view.timer !== null) return;
-  // A quarter period of slack: pictures sent at the same rate arrive with jitter, and each
-  // should be drawn as it comes, not held back to the next beat.
-  const wait = view.drawnAt + 750 / view.rateHz - performance.now();
-  if (wait <= 0) return draw();
-  view.timer = setTimeout(() => { view.timer = null; draw(); }, wait);
+  const now = performance.now();
+  view.tokens = Math.min(2, view.tokens + ((now - view.tokenAt) * view.rateHz) / 1000);
+  view.tokenAt = now;
+  if (view.tokens >= 1) {
+    view.tokens -= 1;
+    draw();
+    return;
+  }
+  const wait = ((1 - view.tokens) * 1000) / view.rateHz;
+  view.timer = setTimeout(() => { view.timer = null; schedule(); }, wait);
 }
 
 function draw() {
-  view.drawnAt = performance.now();
   const picture = view.picture;
   if (!picture) return;
   fillCars(picture.cars || {});
@@ -140,7 +149,11 @@ new Live(
       schedule();
     },
     engineer(data) { view.picture = data; schedule(); },
-    pit_rejoin(data) { view.rejoin = data; schedule(); },
+    // A lap's end, not a frame: its own panel at once, the rest waits for its picture.
+    pit_rejoin(data) {
+      view.rejoin = data;
+      if (view.car !== null && data && data.cars) renderRejoin(data.cars[String(view.car)]);
+    },
   },
   (state) => {
     const node = $("#connection");
