@@ -212,8 +212,6 @@ class Engineer:
         self.pit_entry_m: float | None = None  # lap distances, as the stops showed them
         self.pit_exit_m: float | None = None
         self.pit_loss = PitLoss()
-        # (lap distances, lap times there, lap time) of the newest green lap of any car.
-        self.profile: tuple[np.ndarray, np.ndarray, float] | None = None
         self.stops: list[dict[str, Any]] = []  # measured stops of this session
         self.rejoin_changed = False
         # Each car's rejoin as `rejoins()` last worked it out (it changes as laps end, not with
@@ -402,14 +400,6 @@ class Engineer:
             car.pace_stops, car.paces_before, car.paces = stops, car.paces or car.paces_before, []
         if green and car.lap > 1 and lap_time > 0:
             car.paces.append((car.lap, lap_time))
-            length = self.session.get("track_length_m") or 0
-            if len(car.trace_d) > 1 and length:
-                # How the lap's time is spread along its road, for scaling part of a lap.
-                self.profile = (
-                    np.array([0.0, *car.trace_d, length]),
-                    np.array([0.0, *car.trace_t, lap_time], dtype=float),
-                    float(lap_time),
-                )
         clean = not car.lap_pit and not car.lap_invalid and lap_time > 0 and car.trace_d
         if clean and (car.best_ms == 0 or lap_time < car.best_ms):
             car.best_ms = lap_time
@@ -504,51 +494,33 @@ class Engineer:
         return [(c, self._pace(c)) for c in self._running() if not math.isnan(c.timeline.last_m)]
 
     def _pace(self, car: CarState) -> float | None:
-        """Its lap time (ms) on these tyres now: the median of its last green laps on them,
-        less any lap a mistake spoilt; while these tyres have run fewer such laps, its time over
-        the road run at its pace since the pit exit counts as one more (scaled to a lap by the
-        share of a lap that road takes); with neither, its laps on the set before."""
-        laps = [ms for _, ms in car.paces[-PACE_LAPS:]]
-        if len(laps) < PACE_LAPS and car.clean_from_m > 0:
-            out_lap = self._partial_pace(car, laps)
-            if out_lap is not None:
-                laps.insert(0, out_lap)
-        laps = laps or [ms for _, ms in car.paces_before[-PACE_LAPS:]]
+        """The median of its last green laps on these tyres, less any lap a mistake spoilt. New
+        tyres not yet a green lap old: this green lap so far against the same road on its last
+        such lap before, which scaled by that comparison (a harder compound is slower, a new set
+        faster). The out-lap is no measure of the new set: part of it is pit lane, and the
+        simulator sets a lap's pace as it begins, on the old set where the boxes lie past the
+        line (paced from it, the new set was too fast: 14 of 20 right instead of 16)."""
+        laps = _unspoilt(car.paces or car.paces_before)
         if not laps:
             return None
-        # A mistake (a lock-up, a wide exit) only ever adds time: a lap that much slower than
-        # the fastest of them is no measure of the pace.
-        fastest = min(laps)
-        return statistics.median(ms for ms in laps if ms <= fastest + MISTAKE_MS)
-
-    def _partial_pace(self, car: CarState, laps: list[int]) -> float | None:
-        """Its time from the pit exit's ramp on, to the end of the out-lap (or to now while on
-        it), as a lap time: green road of at least LAUNCH_SHARE of a lap, scaled by the share
-        of a lap that road takes on the newest green lap of any car (`profile`)."""
+        pace = statistics.median(ms for _, ms in laps)
         length = self.session.get("track_length_m") or 0
-        if self.profile is None or not length:
-            return None
-        start = car.clean_from_m
-        end = car.timeline.last_m
-        if laps:  # a green lap since: only the out-lap's own road
-            end = min(end, math.floor(start / length + 1) * length)
-        if end - start < LAUNCH_SHARE * length:
-            return None
-        t0, t1 = car.timeline.at(start), car.timeline.at(end)
-        if t0 is None or t1 is None or self._sc_during(t0, t1):
-            return None
-        share = 0.0
-        while start < end - 1e-6:
-            base = math.floor(start / length) * length
-            stop = min(end, base + length)
-            share += self._share(start - base, stop - base)
-            start = stop
-        return (t1 - t0) * 1000.0 / share if share > 0 else None
-
-    def _share(self, a_m: float, b_m: float) -> float:
-        """The share of a lap's time from lap distance a to b, on the profile lap."""
-        distance, time_ms, lap_ms = self.profile
-        return float(np.interp(b_m, distance, time_ms) - np.interp(a_m, distance, time_ms)) / lap_ms
+        if car.paces or car.lap_pit or car.lap_sc or not length:
+            return pace
+        start, here = (car.lap - 1) * length, car.timeline.last_m
+        if here - start < LAUNCH_SHARE * length:
+            return pace
+        lap, ms = laps[-1]
+        back = (car.lap - lap) * length
+        times = [
+            car.timeline.at(start),
+            car.timeline.at(start - back),
+            car.timeline.at(here - back),
+        ]
+        if None in times:
+            return pace
+        now_start, then_start, then_here = times
+        return ms * (car.timeline.last_s - now_start) / (then_here - then_start)
 
     def delta_to_best_ms(self, car: CarState) -> float | None:
         if car.best_d is None or len(car.best_d) < 2 or not car.trace_d:
@@ -776,6 +748,14 @@ def _before(frames: deque, frame: int) -> tuple[int, dict[str, float]] | None:
         if seen < frame:
             return seen, values
     return (frame, {})
+
+
+def _unspoilt(laps: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The last PACE_LAPS (lap, ms) less any a mistake spoilt: a mistake (a lock-up, a wide
+    exit) only ever adds time, so a lap that much slower than the fastest of them is left out."""
+    recent = laps[-PACE_LAPS:]
+    fastest = min((ms for _, ms in recent), default=0)
+    return [(lap, ms) for lap, ms in recent if ms <= fastest + MISTAKE_MS]
 
 
 def _int(value: float | None) -> int | None:
