@@ -201,7 +201,13 @@ def test_fuel_ers_wear_and_aero_equal_truth_and_the_page_shows_unknown_as_unknow
     try:
         page.goto(race.bridge.url + "engineer?car=0")
         expect(page.locator("#connection")).to_have_text("live")
-        truth = race.run()
+        race.start()
+        # While it runs: where car 0 would rejoin if it pitted this lap, and at what loss.
+        expect(page.locator("#eng-rejoin-position")).to_have_text(
+            re.compile(r"^P\d+$"), timeout=120_000
+        )
+        expect(page.locator("#eng-pit-loss")).to_have_text(re.compile(r"^\d+\.\d$"))
+        truth = race.finished()
         uid = truth["session_uid"]
         # Every lap's fuel, ERS and wear as it ended, for every car the game does not hide.
         expected = {}

@@ -71,6 +71,7 @@ def test_pit_rejoin_predicted_as_the_in_lap_begins_matches_where_the_car_rejoine
     assert len(engineer.stops) >= 15  # measured from nearly every stop
 
 
+@pytest.mark.timeout(600)  # a 4-lap race, played frame by frame
 def test_rejoin_is_worked_out_again_when_the_safety_car_comes_and_goes_with_a_smaller_loss():
     """A race with a safety car: as it comes, every running car's rejoin is worked out again
     with the safety car's loss (smaller: the field laps slowly), and again as it goes."""
