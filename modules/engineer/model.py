@@ -99,7 +99,6 @@ DAMAGE = NUMERIC_FIELDS[CAR_DAMAGE][4:]
 RUNNING = {2, 3}  # result_status: active, finished
 TREND_LAPS = 3
 PACE_LAPS = 3  # a car's pace: the median of its last clean laps (a mistake does not move it)
-MISTAKE_MS = 600  # a lap this much slower than the car's fastest recent one had a mistake in it
 # Until a stop shows where this track's pit lane is: most straddle the line like this.
 DEFAULT_PIT_ENTRY, DEFAULT_PIT_EXIT = 0.95, 0.05  # shares of the lap
 LAUNCH_SHARE = 0.25  # the start's first quarter lap is no measure of pace
@@ -494,16 +493,13 @@ class Engineer:
         return [(c, self._pace(c)) for c in self._running() if not math.isnan(c.timeline.last_m)]
 
     def _pace(self, car: CarState) -> float | None:
-        """The median of its last green laps on these tyres, less any lap a mistake spoilt. New
-        tyres not yet a green lap old: this green lap so far against the same road on its last
-        such lap before, which scaled by that comparison (a harder compound is slower, a new set
-        faster). The out-lap is no measure of the new set: part of it is pit lane, and the
-        simulator sets a lap's pace as it begins, on the old set where the boxes lie past the
-        line (paced from it, the new set was too fast: 14 of 20 right instead of 16)."""
-        laps = _unspoilt(car.paces or car.paces_before)
+        """The median of its last green laps on these tyres. New tyres not yet a green lap old:
+        this green lap so far against the same road on its last green lap before, which
+        scaled by that comparison (a harder compound is slower, a new set faster)."""
+        laps = car.paces or car.paces_before
         if not laps:
             return None
-        pace = statistics.median(ms for _, ms in laps)
+        pace = statistics.median(ms for _, ms in laps[-PACE_LAPS:])
         length = self.session.get("track_length_m") or 0
         if car.paces or car.lap_pit or car.lap_sc or not length:
             return pace
@@ -748,14 +744,6 @@ def _before(frames: deque, frame: int) -> tuple[int, dict[str, float]] | None:
         if seen < frame:
             return seen, values
     return (frame, {})
-
-
-def _unspoilt(laps: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The last PACE_LAPS (lap, ms) less any a mistake spoilt: a mistake (a lock-up, a wide
-    exit) only ever adds time, so a lap that much slower than the fastest of them is left out."""
-    recent = laps[-PACE_LAPS:]
-    fastest = min((ms for _, ms in recent), default=0)
-    return [(lap, ms) for lap, ms in recent if ms <= fastest + MISTAKE_MS]
 
 
 def _int(value: float | None) -> int | None:
