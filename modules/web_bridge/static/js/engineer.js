@@ -7,6 +7,7 @@ import { Live } from "./live.js";
 const $ = (selector) => document.querySelector(selector);
 const UNKNOWN = "unknown";
 const CORNERS = ["rl", "rr", "fl", "fr"];
+const REFILL = 4 / 3; // at most a third above the chosen rate
 const params = new URLSearchParams(location.search);
 
 const view = {
@@ -116,19 +117,20 @@ function renderRejoin(rejoin) {
 }
 
 // Draw now if the rate allows, else once when it does: the newest picture, never a queue. A
-// bucket of two draws refilled at the rate: pictures sent at that same rate arrive with jitter
-// (one late, the next early), and each is drawn as it comes, while the rate holds on average.
+// bucket of two draws, refilled a third faster than the rate: pictures sent at that same rate
+// arrive with jitter (one late, the next early) and each is drawn as it comes; refilled at just
+// the rate, the bucket once emptied stays so and every picture waits for its draw.
 function schedule() {
   if (view.timer !== null) return;
   const now = performance.now();
-  view.tokens = Math.min(2, view.tokens + ((now - view.tokenAt) * view.rateHz) / 1000);
+  view.tokens = Math.min(2, view.tokens + ((now - view.tokenAt) * REFILL * view.rateHz) / 1000);
   view.tokenAt = now;
   if (view.tokens >= 1) {
     view.tokens -= 1;
     draw();
     return;
   }
-  const wait = ((1 - view.tokens) * 1000) / view.rateHz;
+  const wait = ((1 - view.tokens) * 1000) / (REFILL * view.rateHz);
   view.timer = setTimeout(() => { view.timer = null; schedule(); }, wait);
 }
 
