@@ -7,7 +7,6 @@ import { Live } from "./live.js";
 const $ = (selector) => document.querySelector(selector);
 const UNKNOWN = "unknown";
 const CORNERS = ["rl", "rr", "fl", "fr"];
-const REFILL = 4 / 3; // at most a third above the chosen rate
 const params = new URLSearchParams(location.search);
 
 const view = {
@@ -15,8 +14,7 @@ const view = {
   rateHz: Number(params.get("rate")) || 20,
   picture: null,
   rejoin: null,
-  tokens: 2,
-  tokenAt: 0,
+  drawnAt: 0,
   timer: null,
   names: new Map(),
 };
@@ -116,25 +114,18 @@ function renderRejoin(rejoin) {
   show($("#eng-rejoin-behind"), rejoin && rejoin.behind, near);
 }
 
-// Draw now if the rate allows, else once when it does: the newest picture, never a queue. A
-// bucket of two draws, refilled a third faster than the rate: pictures sent at that same rate
-// arrive with jitter (one late, the next early) and each is drawn as it comes; refilled at just
-// the rate, the bucket once emptied stays so and every picture waits for its draw.
+// Draw now if the rate allows, else once when it does: the newest picture, never a queue.
 function schedule() {
   if (view.timer !== null) return;
-  const now = performance.now();
-  view.tokens = Math.min(2, view.tokens + ((now - view.tokenAt) * REFILL * view.rateHz) / 1000);
-  view.tokenAt = now;
-  if (view.tokens >= 1) {
-    view.tokens -= 1;
-    draw();
-    return;
-  }
-  const wait = ((1 - view.tokens) * 1000) / (REFILL * view.rateHz);
-  view.timer = setTimeout(() => { view.timer = null; schedule(); }, wait);
+  // A quarter period of slack: pictures sent at the same rate arrive with jitter, and each
+  // should be drawn as it comes, not held back to the next beat.
+  const wait = view.drawnAt + 750 / view.rateHz - performance.now();
+  if (wait <= 0) return draw();
+  view.timer = setTimeout(() => { view.timer = null; draw(); }, wait);
 }
 
 function draw() {
+  view.drawnAt = performance.now();
   const picture = view.picture;
   if (!picture) return;
   fillCars(picture.cars || {});
