@@ -261,7 +261,7 @@ class Supervisor:
         except OSError as error:
             self._fail(managed, f"cannot start {' '.join(managed.command)}: {error}")
             return None
-        managed.watcher.started_at = time.monotonic()
+        managed.watcher.started_at = time.monotonic()  # Popen itself may be slow under load
         self._groups.add(managed.process.pid)
         self.logger.info(
             "started %s: pid %d: %s",
