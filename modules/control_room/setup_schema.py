@@ -64,7 +64,9 @@ Option = Annotated[Any, AfterValidator(_option)]
 
 
 class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: a model's validator is built when first used, so `raceplane up` with a
+    # Raceplane setup never builds the Dareplane tables' ones
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class RestartTable(_Table):
