@@ -1,18 +1,23 @@
 """The control room with real processes: start, status, send, macro, restart after kill -9,
-health checks, remote modules, Dareplane modules, and shutdown leaving no process behind.
+health checks, remote modules, Dareplane modules, and shutdown leaving no process behind,
+each in a test of its own.
 
-Each test runs `python -m modules.control_room SETUP` as a real process (as `raceplane up`
-does) on free ports, with test modules from tests/control_room_module.py.
+Each test (or the `stack` several share) runs `python -m modules.control_room SETUP` as a real
+process (as `raceplane up` does) on free ports, with test modules from
+tests/control_room_module.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +27,7 @@ import pytest
 from dareplane_utils.client.module_client import ModuleClient, ModuleError
 from dareplane_utils.testing import free_port, wait_until
 from modules.control_room import commands
-from modules.control_room.setup import parse_setup
-from modules.control_room.supervisor import Managed
+from modules.control_room.process import log_tail
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -96,95 +100,188 @@ def output_of(process: subprocess.Popen) -> str:
     return process.stdout.read().decode(errors="replace")
 
 
-def test_start_status_send_macro_restart_remote_and_down(tmp_path: Path, spawn, capsys) -> None:
-    remote_port, alpha_port, beta_port = free_port(), free_port(), free_port()
-    remote = spawn("tests.control_room_module", "--port", str(remote_port), "--name", "far")
-    body = (
+@dataclass
+class Stack:
+    """A running control room with alpha (which keeps a child), beta (after alpha), a module
+    kind that does not exist (ghost), a remote module (far) and the macro `hello`."""
+
+    port: int
+    alpha_port: int
+    remote: subprocess.Popen
+
+
+STACK_BODY = (
+    '[macros.hello]\ndefaults = { greeting = "hi" }\n'
+    '[[macros.hello.steps]]\nmodule = "alpha"\ncmd = "ECHO"\n'
+    'payload = { text = "{greeting}", n = "{n}" }\n'
+    '[[macros.hello.steps]]\nmodule = "beta"\ncmd = "PID"\n'
+)
+
+
+def stack_body(alpha_port: int, remote_port: int) -> str:
+    return (
         module_table("alpha", alpha_port, child=True)
-        + module_table("beta", beta_port, depends_on=("alpha",))
+        + module_table("beta", free_port(), depends_on=("alpha",))
         + f'[modules.ghost]\nkind = "not_written_yet"\nport = {free_port()}\n\n'
         + f'[modules.far]\nkind = "remote"\nport = {remote_port}\n\n'
-        + '[macros.hello]\ndefaults = { greeting = "hi" }\n'
-        + '[[macros.hello.steps]]\nmodule = "alpha"\ncmd = "ECHO"\n'
-        + 'payload = { text = "{greeting}", n = "{n}" }\n'
-        + '[[macros.hello.steps]]\nmodule = "beta"\ncmd = "PID"\n'
+        + STACK_BODY
     )
-    setup, port = write_setup(tmp_path, body)
-    room = spawn("modules.control_room", str(setup))
-    rows = wait_states(
-        port, {"log_server": "running", "alpha": "running", "beta": "running", "ghost": "failed"}
-    )
-    assert rows["far"]["state"] == "remote"
-    wait_until(lambda: modules_of(port)["far"]["up"], message="remote module answering UP")
-    # A module kind that does not exist yet fails alone, with a reason, and the rest runs.
-    assert "'not_written_yet' is not a Raceplane module" in rows["ghost"]["error"]
-    assert rows["alpha"]["pid"] and rows["alpha"]["memory_mb"] > 0 and rows["alpha"]["up"]
-    pids = [pid for key in ("log_server", "alpha", "beta") for pid in family(rows[key]["pid"])]
-    assert len(pids) >= 4  # alpha keeps a child of its own
 
-    # A Dareplane control room's health check, byte for byte: banner, `UP;` -> `1`.
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as legacy:
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack shared by the focused tests of this file that leave it running (the files
+    run on one worker each: --dist loadfile); every test reads the state it needs from STATUS,
+    so each also runs alone with -k."""
+    tmp_path = tmp_path_factory.mktemp("stack")
+    processes: list[subprocess.Popen] = []
+
+    def start(name: str, module: str, *args: str) -> subprocess.Popen:
+        # Output to a file: a pipe nobody reads while the tests run would fill and stall it.
+        with open(tmp_path / f"{name}.stdout", "ab") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module, *args],
+                cwd=REPO,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        processes.append(process)
+        return process
+
+    remote_port, alpha_port = free_port(), free_port()
+    remote = start("far", "tests.control_room_module", "--port", str(remote_port), "--name", "far")
+    setup, port = write_setup(tmp_path, stack_body(alpha_port, remote_port))
+    room = start("room", "modules.control_room", str(setup))
+    try:
+        wait_states(
+            port,
+            {"log_server": "running", "alpha": "running", "beta": "running", "ghost": "failed"},
+        )
+        wait_until(lambda: modules_of(port)["far"]["up"], message="remote module answering UP")
+        yield Stack(port, alpha_port, remote)
+    finally:
+        room.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            room.wait(timeout=30)
+        for process in processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def test_a_stack_starts_and_a_missing_module_kind_fails_alone(stack: Stack) -> None:
+    rows = modules_of(stack.port)
+    assert rows["far"]["state"] == "remote" and rows["far"]["up"]
+    assert rows["ghost"]["state"] == "failed"
+    assert "'not_written_yet' is not a Raceplane module" in rows["ghost"]["error"]
+    alpha = rows["alpha"]
+    assert alpha["state"] == "running" and alpha["up"]
+    assert alpha["pid"] and alpha["memory_mb"] > 0
+    assert len(family(alpha["pid"])) == 2  # alpha keeps a child of its own
+
+
+def test_answers_a_dareplane_control_rooms_health_check(stack: Stack) -> None:
+    # Byte for byte: banner, `UP;` -> `1`.
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as legacy:
         assert legacy.recv(100).startswith(b"Connected to control_room")
         legacy.sendall(b"UP;")
         assert legacy.recv(10) == b"1"
 
-    assert commands.status(["--port", str(port)]) == 0
+
+def test_status_prints_a_table_of_the_modules(stack: Stack, capsys) -> None:
+    assert commands.status(["--port", str(stack.port)]) == 0
     table = capsys.readouterr().out
     assert any(line.split()[:3] == ["alpha", "external", "running"] for line in table.splitlines())
+    assert any(
+        line.split()[:3] == ["ghost", "not_written_yet", "failed"] for line in table.splitlines()
+    )
 
-    assert commands.send(["--port", str(port), "alpha", "ECHO", '{"lap": 3}']) == 0
+
+def test_send_relays_to_a_local_and_a_remote_module(stack: Stack, capsys) -> None:
+    assert commands.send(["--port", str(stack.port), "alpha", "ECHO", '{"lap": 3}']) == 0
     assert json.loads(capsys.readouterr().out) == {"lap": 3}
-    assert commands.send(["--port", str(port), "far", "PID"]) == 0
-    assert int(capsys.readouterr().out) == remote.pid
-    assert commands.send(["--port", str(port), "nobody", "UP"]) == 1
+    assert commands.send(["--port", str(stack.port), "far", "PID"]) == 0
+    assert int(capsys.readouterr().out) == stack.remote.pid
+
+
+def test_send_refuses_what_it_cannot_deliver_and_reports_failures(stack: Stack, capsys) -> None:
+    port = str(stack.port)
+    assert commands.send(["--port", port, "nobody", "UP"]) == 1
     assert "unknown module 'nobody'" in capsys.readouterr().err
-    assert commands.send(["--port", str(port), "alpha", "ECHO", "{lap: 3"]) == 2
+    assert commands.send(["--port", port, "alpha", "ECHO", "{lap: 3"]) == 2
     assert "not valid JSON" in capsys.readouterr().err
-    assert commands.send(["--port", str(port), "alpha", "FAIL"]) == 1
+    assert commands.send(["--port", port, "alpha", "FAIL"]) == 1
     assert "asked to fail" in capsys.readouterr().err
 
-    assert commands.macro(["--port", str(port), "hello", '{"n": 2}']) == 0
+
+def test_a_macro_runs_its_steps_in_order(stack: Stack, capsys) -> None:
+    beta_pid = wait_states(stack.port, {"alpha": "running", "beta": "running"})["beta"]["pid"]
+    assert commands.macro(["--port", str(stack.port), "hello", '{"n": 2}']) == 0
     assert capsys.readouterr().out.splitlines() == [
         "alpha ECHO: text=hi n=2",
-        f"beta PID: {rows['beta']['pid']}",
+        f"beta PID: {beta_pid}",
     ]
-    assert commands.macro(["--port", str(port), "--json", "hello", '{"n": 2}']) == 0
-    steps = json.loads(capsys.readouterr().out)
-    assert steps == [
+    assert commands.macro(["--port", str(stack.port), "--json", "hello", '{"n": 2}']) == 0
+    assert json.loads(capsys.readouterr().out) == [
         {"module": "alpha", "cmd": "ECHO", "result": {"text": "hi", "n": 2}},
-        {"module": "beta", "cmd": "PID", "result": rows["beta"]["pid"]},
+        {"module": "beta", "cmd": "PID", "result": beta_pid},
     ]
-    assert commands.macro(["--port", str(port), "hello"]) == 1
+
+
+def test_a_macro_refuses_missing_parameters_and_unknown_names(stack: Stack, capsys) -> None:
+    assert commands.macro(["--port", str(stack.port), "hello"]) == 1
     assert "missing parameter(s) n" in capsys.readouterr().err
     with pytest.raises(ModuleError, match="unknown macro 'nope'"):
-        ask(port, "MACRO", {"name": "nope"})
+        ask(stack.port, "MACRO", {"name": "nope"})
 
-    # kill -9: the supervisor restarts it and it answers UP again.
-    os.kill(rows["alpha"]["pid"], signal.SIGKILL)
+
+def test_a_module_killed_with_sigkill_is_restarted(stack: Stack) -> None:
+    before = wait_states(stack.port, {"alpha": "running"})["alpha"]
+    old = family(before["pid"])
+    os.kill(before["pid"], signal.SIGKILL)
     restarted = wait_until(
         lambda: (
-            (row := modules_of(port)["alpha"])["restarts"] == 1
+            (row := modules_of(stack.port)["alpha"])["restarts"] == before["restarts"] + 1
             and row["state"] == "running"
             and row
         ),
         message="alpha restarted",
     )
-    assert restarted["pid"] != rows["alpha"]["pid"] and restarted["last_exit"] == -signal.SIGKILL
-    assert ask(alpha_port, "UP") == 1
-    pids += family(restarted["pid"])
+    assert restarted["pid"] != before["pid"] and restarted["last_exit"] == -signal.SIGKILL
+    assert ask(stack.alpha_port, "UP") == 1
+    # Its whole process group went with it: the child it kept too.
+    wait_until(lambda: all(gone(pid) for pid in old), message="old alpha and its child gone")
 
-    # RESTART: a clean stop and start, not counted as a crash.
-    assert ask(port, "RESTART", {"module": "beta"}) == {"restarting": "beta"}
+
+def test_restart_is_a_clean_stop_and_start_not_a_crash(stack: Stack) -> None:
+    before = wait_states(stack.port, {"beta": "running"})["beta"]
+    assert ask(stack.port, "RESTART", {"module": "beta"}) == {"restarting": "beta"}
     again = wait_until(
         lambda: (
-            (row := modules_of(port)["beta"])["pid"] not in (None, rows["beta"]["pid"])
+            (row := modules_of(stack.port)["beta"])["pid"] not in (None, before["pid"])
             and row["state"] == "running"
             and row
         ),
         message="beta restarted",
     )
-    assert again["restarts"] == 0 and again["last_exit"] == 0  # it exited cleanly on CLOSE
-    pids += family(again["pid"])
+    assert again["restarts"] == before["restarts"] and again["last_exit"] == 0  # exit on CLOSE
+    assert gone(before["pid"])
+
+
+def test_down_stops_every_process_but_a_remote_one(tmp_path: Path, spawn, capsys) -> None:
+    remote_port = free_port()
+    remote = spawn("tests.control_room_module", "--port", str(remote_port), "--name", "far")
+    setup, port = write_setup(tmp_path, stack_body(free_port(), remote_port))
+    room = spawn("modules.control_room", str(setup))
+    rows = wait_states(
+        port, {"log_server": "running", "alpha": "running", "beta": "running", "ghost": "failed"}
+    )
+    wait_until(lambda: modules_of(port)["far"]["up"], message="remote module answering UP")
+    pids = [pid for key in ("log_server", "alpha", "beta") for pid in family(rows[key]["pid"])]
+    assert len(pids) >= 4  # alpha keeps a child of its own
 
     assert commands.down(["--port", str(port)]) == 0
     assert "stack stopped" in capsys.readouterr().out
@@ -355,7 +452,4 @@ def test_a_crash_report_quotes_the_modules_own_log_records(tmp_path: Path) -> No
         {"process": process.pid, "levelname": "ERROR", "message": "disk full"},
     ]
     log_file.write_text("half a line}\n" + "".join(json.dumps(r) + "\n" for r in records))
-    spec = parse_setup('[modules.m]\nkind = "lap_timer"\nport = 1\n').modules["m"]
-    managed = Managed(spec, ["unused"], tmp_path / "m.out")
-    managed.process = process
-    assert managed.log_tail(log_file) == "INFO starting\nERROR disk full"
+    assert log_tail(log_file, process.pid) == "INFO starting\nERROR disk full"

@@ -130,6 +130,12 @@ def test_toml_syntax_error_names_the_line() -> None:
         (MINIMAL + '[[macros.m.steps]]\nmodule = "zz"\ncmd = "UP"\n', 4, "unknown module 'zz'"),
         (MINIMAL + '[[macros.m.steps]]\nmodule = "a"\ncmd = "A;B"\n', 4, "not a command name"),
         ("[modules]\n", 1, "no modules"),
+        (MINIMAL + "depends_on = [1]\n", 4, "depends_on item 1 must be a string, not an integer 1"),
+        ('[modules.a]\nkind = "x"\nport = 1\nentry = "m"\n', 4, 'only for kind = "external"'),
+        (MINIMAL + 'protocol = "http"\n', 4, "protocol must be 'json' or 'legacy', not 'http'"),
+        (MINIMAL + '[macros.m]\nsteps = ["x"]\n', 5, "steps item 1 must be a table"),
+        (MINIMAL + '[[macros.m.steps]]\nmodule = "a"\ncmd = 3\n', 6, "cmd must be a string"),
+        (MINIMAL + "[exe.modules.q]\nip = 3\n", 4, "[exe.modules] exe.modules.q needs ip and port"),
     ],
 )
 def test_bad_setup_says_which_line(text: str, line: int, words: str) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 from modules.control_room import link, lsl
 from modules.control_room.macros import expand, parameters
 from modules.control_room.setup import Setup
-from modules.control_room.supervisor import LOG_SERVER, ModuleStatus, State, Supervisor
+from modules.control_room.supervisor import LOG_SERVER, ModuleStatus, Supervisor
+from modules.control_room.watcher import State
 
 _COMMAND_TIMEOUT_S = 30.0
 
