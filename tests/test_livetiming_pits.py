@@ -9,12 +9,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from dareplane_utils.client.module_client import ModuleClient, ModuleError
+from dareplane_utils.testing import free_port, wait_until
 from modules.lap_timer.inputs import NUMERIC, Inputs
 from modules.lap_timer.inputs import STREAMS as READ
 from modules.lap_timer.store import Store
 from modules.lap_timer.timer import LapTimer
 from modules.livetiming.pits import LANE_TIMES, STOP_SERIES, FeedPitStop, FeedPitStops
-from modules.livetiming.savefile import merge_files
+from modules.livetiming.savefile import SaveWriter, merge_files
 from modules.livetiming.state import LiveSession
 from modules.livetiming.topics import format_timestamp, merge, parse_timestamp
 from modules.stream_catalogue import STREAMS
@@ -130,9 +132,11 @@ def with_pit_messages(race: Race) -> tuple[Race, dict[str, Any]]:
     return Race(race.state, feed, race.laps, race.final_order, race.names), want
 
 
-def save(race: Race, path: Path) -> Path:
-    from modules.livetiming.savefile import SaveWriter
+def connect(port: int) -> ModuleClient:
+    return ModuleClient("127.0.0.1", port, timeout=15).connect(retries=300, interval=0.05)
 
+
+def save(race: Race, path: Path) -> Path:
     writer = SaveWriter(path)
     writer.write_state(race.state)
     for topic, data, stamp in race.feed:
@@ -172,3 +176,49 @@ def test_the_lap_timer_reports_the_feeds_pit_stops_as_a_games(tmp_path: Path) ->
     assert sum(row["laps"] for row in report["classification"]) == 9
     counts = {row["driver"]: row["pit_stop_count"] for row in report["classification"]}
     assert counts == {race.names["16"]: 1, race.names["1"]: 1, race.names["44"]: 0}
+
+
+# ----- the same race through the real processes -------------------------------------------------
+
+
+def test_a_replay_through_the_module_gives_the_lap_timer_process_the_stops(
+    spawn, start_lap_timer, tmp_path: Path
+) -> None:
+    race, want = with_pit_messages(synthetic_race())
+    path = save(race, tmp_path / "race.txt")
+    live_port, timer_port = free_port(), free_port()
+    log = open(tmp_path / "livetiming.log", "a")  # noqa: SIM115 (the child holds it)
+    spawn("modules.livetiming", "--port", str(live_port), "--log-port", str(free_port()),
+          "--wait-s", "30", stdout=log)  # fmt: skip
+    timer = start_lap_timer(timer_port, tmp_path / "laps.sqlite3")
+    with connect(live_port) as live, connect(timer_port) as lap_timer:
+        live.request("REPLAY", {"paths": [str(path)], "flat_out": True})
+
+        def finished() -> dict[str, Any] | None:
+            status = live.request("STATUS")
+            return status if status["state"] == "idle" else None
+
+        replay = wait_until(finished, timeout=120, message="the replay ends")["replay"]
+        # The messages with bad values were kept (nothing refused); what was not read is said.
+        assert replay["done"] and replay["refused"] == 0
+        assert replay["messages"] == replay["total"]
+        assert replay["unread"] == 2
+        assert "car 99 (lap 2), which is not in the driver list" in replay["first_unread"]
+
+        def stops() -> dict[str, list] | None:
+            try:
+                report = lap_timer.request("GET_REPORT")
+            except ModuleError:  # no session yet: the replay's data is still on its way
+                return None
+            rows = report["classification"]
+            if sum(row["laps"] for row in rows) < 9:
+                return None
+            return {row["driver"]: row["pit_stops"] for row in rows}
+
+        wait_until(lambda: stops() == want, timeout=60, message=f"the stops {want}")
+        lap_timer.send("CLOSE")
+        live.send("CLOSE")
+    assert timer.wait(timeout=30) == 0
+    assert "not read: PitStopSeries: car 44 lap 3: PitStopTime 'fast'" in (
+        tmp_path / "livetiming.log"
+    ).read_text(encoding="utf-8")
