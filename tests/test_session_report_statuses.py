@@ -1,6 +1,7 @@
 """Report statuses the simulator never produces (it disqualifies nobody, and every car it enters
 starts): the game's FinalClassification with a disqualified car (black flagged) and a car that
-never drove a lap, into the lap timer; the report says DSQ with the game's reason, and DNS."""
+never drove a lap, into the lap timer; the report says DSQ with the game's reason, and DNS. And
+the list of sessions /results shows (LIST_REPORTS)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,23 @@ def test_a_disqualified_car_and_one_that_never_started(tmp_path: Path) -> None:
     assert rows == [("A", "finished", 1), ("B", "DSQ", 2), ("C", "DNS", 3)]
     assert report["classification"][1]["reason"] == "black flagged"
     assert report["classification"][0]["reason"] is None
+
+
+def test_earlier_sessions_stay_listed_and_readable_after_a_restart(tmp_path: Path) -> None:
+    """What /results lists (LIST_REPORTS): every session, newest first, the earlier one's report
+    still there, also from a lap timer started again on the same database."""
+    store = Store(tmp_path / "laps.sqlite3")
+    timer = LapTimer(store)
+    for uid, track in (("77", "Monza"), ("78", "Spa")):
+        header = {**HEADER, "session_uid": uid}
+        timer.on_session({"header": header, "session_type": 15, "track_name": track})
+        timer.on_final_classification(
+            {"header": header, "num_cars": 1, "classification_data": [entry(1, FINISHED, 3, 2)]}
+        )
+    timer.flush()
+    store.close()
+    again = LapTimer(Store(tmp_path / "laps.sqlite3"))
+    listed = [(r["session_uid"], r["track"], r["final"]) for r in again.list_reports()]
+    assert listed == [("78", "Spa", True), ("77", "Monza", True)]
+    assert again.get_report("77")["track"] == "Monza"
+    again.store.close()
