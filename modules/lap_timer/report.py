@@ -76,6 +76,8 @@ class ReportState:
     _laps: dict[int, int] = field(default_factory=dict)  # each car's current lap
     _age_due: dict[int, PitVisit] = field(default_factory=dict)  # visits awaiting a tyre age
     _in_pit: dict[int, bool] = field(default_factory=dict)  # live timing: each car's pit status
+    # Live timing: cars that entered the pit lane since their last stop was timed -> the lap.
+    _entered: dict[int, int] = field(default_factory=dict)
     # Live timing: cars just out of the pit lane -> (lap, session time, tyre age) at the exit.
     _new_set: dict[int, tuple[int, float, int | None]] = field(default_factory=dict)
     _t: float = 0.0  # session time of the newest LapData frame
@@ -95,10 +97,23 @@ class ReportState:
                 if self._in_pit.get(index) and not in_pit:
                     sets = self.sets.get(index)
                     self._new_set[index] = (lap, t, sets[-1]["age_now"] if sets else None)
+                elif in_pit and self._in_pit.get(index) is False:
+                    self._entered[index] = lap  # into the pit lane on its in-lap
                 self._in_pit[index] = in_pit
             lane = self._lane.get(index)
             if frame.car("pit_lane_timer_active", index):
-                if lane is None:
+                if lane is None and self.feed:
+                    # The feed times a stop once the car is out (the timers then show it for
+                    # one row): its in-lap is the lap the car entered the pit lane on; without
+                    # an entry since the car's last stop, it is that stop timed again.
+                    entered = self._entered.pop(index, None)
+                    again = next((v for v in reversed(self.visits) if v.car_index == index), None)
+                    if entered is None and again is not None:
+                        self.visits.remove(again)
+                    in_lap = entered if entered is not None else again.lap if again else lap
+                    lane = {"lap": in_lap, "lane_ms": 0, "stop_ms": 0, "from_track": True}
+                    self._lane[index] = lane
+                elif lane is None:
                     # Driven in from the track (an in-lap), not out of the garage or a queue.
                     from_track = frame.car("driver_status", index) == IN_LAP
                     lane = {"lap": lap, "lane_ms": 0, "stop_ms": 0, "from_track": from_track}

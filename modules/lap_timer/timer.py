@@ -91,7 +91,9 @@ class LapTimer:
             if session.uid not in self._feed_timed:
                 detector = self._detectors.setdefault(session.uid, LapDetector())
                 events = detector.feed(frame, self._tyres.get(session.uid), session.red_flag)
-            self._report_state(session.uid).on_frame(frame)
+            state = self._report_state(session.uid)
+            state.feed = session.uid in self._feed_timed
+            state.on_frame(frame)
             for event in events:
                 if isinstance(event, LapsRetracted):
                     self._retract(

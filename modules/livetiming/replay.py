@@ -49,6 +49,8 @@ class ReplayReport:
     samples: int = 0
     refused: int = 0  # messages whose data could not be decoded
     first_refusal: str = ""
+    unread: int = 0  # values the session could not read (a bad pit time), the message kept
+    first_unread: str = ""
     position: datetime | None = None  # the time of the last message replayed
     sessions: list[str] = field(default_factory=list)  # further sessions found in the files
     session_status: str = ""  # the last SessionStatus replayed ("Finalised", "Started" ...)
@@ -137,6 +139,7 @@ def replay(
         report.messages += 1
         report.position = message.time
         sessions = len(session.sessions_seen)
+        problems = len(session.problems)
         try:
             samples = session.feed(message)
         except (TopicError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
@@ -145,6 +148,10 @@ def replay(
                 report.first_refusal = f"{message.topic}: {error}"
             logger.warning("replay: %s message refused: %s", message.topic, error)
             continue
+        for problem in session.problems[problems:]:
+            report.unread += 1
+            report.first_unread = report.first_unread or problem
+            logger.warning("replay: not read: %s", problem)
         if len(session.sessions_seen) > sessions:
             report.sessions.append(session.sessions_seen[-1])
             logger.warning(

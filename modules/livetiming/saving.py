@@ -106,6 +106,8 @@ class Saver:
                 else max(0.0, self.options.rollover_s - (time.monotonic() - started)),
             },
             "unpublished": self.unpublished,
+            # Values the feed sent that could not be read (a bad pit time), their messages kept.
+            "unread": list(self.session.problems[-5:]) if self.session is not None else [],
             "token": token_status(self.options.access_token, datetime.now(UTC)),
             # Topics that normally flow and have stopped: {topic: seconds quiet}.
             "silent": self.watch.silent(time.monotonic()),
@@ -160,12 +162,15 @@ class Saver:
     def _publish(self, message: Message) -> None:
         if self.session is None or self.publisher is None:
             return
+        problems = len(self.session.problems)
         try:
             samples = self.session.feed(message)
         except (TopicError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
             self.unpublished += 1
             self.logger.warning("live timing: %s not published: %s", message.topic, error)
             return
+        for problem in self.session.problems[problems:]:
+            self.logger.warning("live timing: not read: %s", problem)
         for sample in samples:
             self.publisher.publish(sample)
 

@@ -257,6 +257,8 @@ def _replay_status(report: ReplayReport | None, settings: dict[str, Any]) -> dic
         "samples": report.samples,
         "refused": report.refused,
         "first_refusal": report.first_refusal or None,
+        "unread": report.unread,
+        "first_unread": report.first_unread or None,
         "sessions": list(report.sessions),
         "session_status": report.session_status or None,
         "final": report.final,

@@ -29,6 +29,7 @@ import numpy as np
 from modules.stream_catalogue import CARS, STREAMS
 
 from .laps import FeedLap, FeedLaps
+from .pits import LANE_TIMES, STOP_SERIES, FeedPitStop, FeedPitStops
 from .savefile import Message
 from .topics import decode, format_timestamp, merge, parse_timestamp, time_ms
 
@@ -67,6 +68,8 @@ LAP_FIELDS = (
     "pit_status", "num_pit_stops", "current_lap_invalid", "grid_position", "result_status",
     "delta_to_car_in_front_ms", "delta_to_race_leader_ms", "driver_status",
 )  # fmt: skip
+# LapData's pit-lane timers, set only in the two rows that tell a stop the feed timed.
+PIT_FIELDS = ("pit_lane_timer_active", "pit_lane_time_in_lane_ms", "pit_stop_timer_ms")
 # TrackStatus codes: 1 clear, 2 yellow, 4 safety car, 5 red, 6 VSC, 7 VSC ending.
 RED = "5"
 TRACK_STATUS = {
@@ -160,6 +163,8 @@ class LiveSession:
         self.part = 0  # TimingData SessionPart: qualifying Q1..Q3 (0: none)
         self.final = False  # the classification has been published
         self.laps = FeedLaps()
+        self.pits = FeedPitStops()
+        self.problems: list[str] = []  # what the feed said that could not be read, in order
         self.sessions_seen: list[str] = []  # sessions begun after the first (files joined)
         self.lap_times: dict[str, list[FeedLap]] = {}  # per racing number, as handed out
         self.overflow: set[str] = set()  # racing numbers beyond the 22 slots, left out
@@ -278,6 +283,7 @@ class LiveSession:
                 self.sessions_seen.append(str(info.get("Path") or uid))
                 self.topics = {"SessionInfo": info}
                 self.drivers, self.laps, self.lap_times = {}, FeedLaps(), {}
+                self.pits = FeedPitStops()
                 self.uid, self.part, self.final = None, 0, False
                 self.chequered = self.red_flag = False
                 self._rcm_seen = 0
@@ -482,8 +488,10 @@ class LiveSession:
             return STOPPED
         return FINISHED if d.finished else ACTIVE
 
-    def _lap_row(self) -> np.ndarray:
-        values = self._per_car(LAP_FIELDS)
+    def _lap_row(self, stop: tuple[int, FeedPitStop] | None = None) -> np.ndarray:
+        """The lap_data row of now; with `stop` (car slot, stop) that car's pit-lane timers
+        show the stop as the game's do in its last frame in the pit lane."""
+        values = self._per_car(LAP_FIELDS + PIT_FIELDS if stop else LAP_FIELDS)
         for number, d in self.drivers.items():
             i = d.slot
             s1, s2, _ = self.laps.sectors_in_progress(number)
@@ -502,7 +510,40 @@ class LiveSession:
             values["delta_to_race_leader_ms"][i] = _or_nan(d.gap_ms)
             # The game's driver_status: 0 in the garage (pit lane), 3 out-lap, 4 on track.
             values["driver_status"][i] = 0 if d.in_pit else 3 if d.pit_out else 4
+        if stop is not None:
+            slot, timed = stop
+            values["pit_lane_timer_active"][slot] = 1
+            values["pit_lane_time_in_lane_ms"][slot] = timed.pit_lane_ms
+            values["pit_stop_timer_ms"][slot] = _or_nan(timed.stationary_ms)
         return self._row(LAP_DATA, values)
+
+    def _pit_lane_times(self, data: Any, time: datetime) -> list[Sample]:
+        return self._pit_stops(LANE_TIMES, time)
+
+    def _pit_stop_series(self, data: Any, time: datetime) -> list[Sample]:
+        return self._pit_stops(STOP_SERIES, time)
+
+    def _pit_stops(self, topic: str, time: datetime) -> list[Sample]:
+        """Each stop the feed timed or timed anew, on lap_data as the game tells one: a row
+        with the car's pit-lane timers running at the stop's times, then a row without (the
+        lap timer takes the stop as that timer ends; a stop told again corrects it). What
+        cannot be read is said (FEED event, `problems`) and costs only its own stop."""
+        stops, problems = self.pits.read(topic, self.topics.get(topic))
+        out = []
+        for stop in stops:
+            driver = self.drivers.get(stop.number)
+            if driver is None:
+                problems.append(
+                    f"{topic}: a stop of car {stop.number} (lap {stop.lap}), which is not "
+                    "in the driver list"
+                )
+                continue
+            out.append(Sample(LAP_DATA, self._lap_row((driver.slot, stop)), time))
+            out.append(Sample(LAP_DATA, self._lap_row(), time))
+        for problem in problems:
+            self.problems.append(problem)
+            out.append(self._event("FEED", time, name=f"not read: {problem}"))
+        return out
 
     def _timing_app_data(self, data: Any, time: datetime) -> list[Sample]:
         lines = (self.topics.get("TimingAppData") or {}).get("Lines")
@@ -705,6 +746,8 @@ class LiveSession:
         "TrackStatus": _track_status,
         "WeatherData": _weather,
         "RaceControlMessages": _race_control,
+        LANE_TIMES: _pit_lane_times,
+        STOP_SERIES: _pit_stop_series,
     }
 
 

@@ -18,12 +18,13 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
-# What FastF1's client subscribes to (so a Raceplane file holds what a FastF1 file holds).
+# What FastF1's client subscribes to (so a Raceplane file holds what a FastF1 file holds), and
+# the two topics that time pit stops (pits.py).
 TOPICS = (
     "Heartbeat", "AudioStreams", "DriverList", "ExtrapolatedClock", "RaceControlMessages",
     "SessionInfo", "SessionStatus", "TeamRadio", "TimingAppData", "TimingStats", "TrackStatus",
     "WeatherData", "Position.z", "CarData.z", "ContentStreams", "SessionData", "TimingData",
-    "TopThree", "RcmSeries", "LapCount",
+    "TopThree", "RcmSeries", "LapCount", "PitLaneTimeCollection", "PitStopSeries",
 )  # fmt: skip
 # Topics that need a signed-in account's access token.
 TOKEN_TOPICS = ("Position.z", "CarData.z")
