@@ -42,14 +42,12 @@ from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFr
 PREFIX = "raceplane."
 # Ring length per stream: 30 s of a 20 Hz game feed, enough for "samples since t" queries.
 RING_SAMPLES = 600
-# The ring of a JSON stream the dashboard does not read (kept for the observer endpoints):
-# shorter, as their texts are large (SessionHistory holds a car's laps so far, 40 a second at
-# 60 Hz); 600 of each were ~12 MB of the bridge, still growing late in a race (issue 18). The
-# dashboard's JSON streams keep RING_SAMPLES: a burst must fit the ring between two rounds.
-OBSERVED_RING_SAMPLES = 128
-OBSERVED_JSON = frozenset(
-    s.name for s in CATALOGUE if s.kind == "json" and s.name not in JSON_STREAMS
-)
+# The ring of a JSON stream: short, as texts are large (an engineer picture of 22 cars is ~40 kB
+# at 20 Hz, a session packet ~17 kB): 600 of each held ~35 MB of the bridge, growing for minutes
+# into a race (issue 18). The state takes what it needs as samples come; the ring serves only
+# the observer endpoints. A burst longer than the ring is pulled in several bites in one round.
+JSON_RING_SAMPLES = 64
+JSON_NAMES = frozenset(s.name for s in CATALOGUE if s.kind == "json")
 # The streams the dashboard reads are watched from discovery on. The others (the decoder's
 # setups, damage, session history, ...) serve only the observer endpoints: a stream of them is
 # opened when a request names it (or asks for every stream) and closed OBSERVE_KEEP_S after the
@@ -295,7 +293,7 @@ class Feeds:
         # started last. A restart with the same source_id is liblsl's to recover.
         if known is not None and (known.source_id == source_id or known.created_at >= created_at):
             return
-        ring = OBSERVED_RING_SAMPLES if name in OBSERVED_JSON else RING_SAMPLES
+        ring = JSON_RING_SAMPLES if name in JSON_NAMES else RING_SAMPLES
         watcher = StreamWatcher(name, buffer_size_samples=ring, logger=self.logger)
         identifier = {"name": name, "source_id": source_id} if source_id else {"name": name}
         try:
