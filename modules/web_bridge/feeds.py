@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import pylsl
 
 from dareplane_utils.stream_watcher.health import InputHealth, log_transitions
@@ -422,7 +423,7 @@ class Feeds:
         for data, _ in chunks:
             for text in data[:, 0]:
                 try:
-                    obj = json.loads(text)
+                    obj = _loads(text)
                 except (TypeError, ValueError):
                     watched.bad_json += 1
                     if watched.bad_json == 1:
@@ -539,6 +540,15 @@ class Feeds:
                 "t": [float(t) for t in stamps[-limit:]],
                 "values": _plain(column) if not watched.is_json else [str(v) for v in column],
             }
+
+
+def _loads(text: str) -> Any:
+    """orjson first (a quarter of json's cost on an engineer picture, ~30 kB at 20 Hz); json
+    decides what orjson refuses (integers beyond 64 bits, NaN), as before."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _new_merge() -> SequenceMerge:
