@@ -264,8 +264,11 @@ def main() -> int:
                 "",
             ]
         )
-        table.append([f"{GAME} (the game's part)", cpu_s[GAME], cpu[GAME], rss[GAME], *full[GAME]])
-        table.append(["chromium (the dashboard client)", "", chromium_cpu, chromium_rss, "", ""])
+        game = [cpu_s[GAME], per_k[GAME], cpu[GAME], rss[GAME], *full[GAME]]
+        table.append([f"{GAME} (the game's part)", *game])
+        table.append(
+            ["chromium (the dashboard client)", "", "", chromium_cpu, chromium_rss, "", ""]
+        )
         print_table(
             f"Demo stack at real time, {args.rate} Hz, 22 cars, recording, one dashboard client: "
             f"CPU over {elapsed:.0f} s after {args.warmup:g} s"
