@@ -78,9 +78,7 @@ def test_an_observer_only_stream_opens_on_request_and_closes_when_unasked(stack:
     assert since["values"] == [37]
 
     # No request for KEEP_S: closed again (/api/streams does not count as one).
-    wait_until(
-        lambda: OBSERVED not in stack.watched(), timeout=KEEP_S + 30, message="closed again"
-    )
+    wait_until(lambda: OBSERVED not in stack.watched(), timeout=KEEP_S + 30, message="closed again")
     assert DASHBOARD in stack.watched()
     assert OBSERVED in stack.status()["observable"]
     # An unknown stream is still unknown.
