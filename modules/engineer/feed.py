@@ -31,7 +31,9 @@ JSON_INPUTS = (SESSION, PARTICIPANTS)
 INPUTS = (*NUMERIC_FIELDS, *JSON_INPUTS)
 FIND_WAIT_S = 0.5
 PULL_WAIT_S = 0.2  # a blocked pull wakes this often to see a stop
-MAX_CHUNK = 1024
+# Rows per pull_chunk: the array is allocated for this many, so a small one stays cheap (1024
+# rows of ~700 channels were a 5.7 MB allocation per pull, nearly always for none).
+MAX_CHUNK = 16
 
 
 class Outputs:
@@ -93,10 +95,15 @@ class Feed:
                 sample, stamp = inlet.pull_sample(timeout=PULL_WAIT_S)
                 if sample is None:
                     continue
-                rows, stamps = inlet.pull_chunk(timeout=0.0, max_samples=MAX_CHUNK)
+                items = [(sample, stamp)]
+                while True:  # whatever else is queued, a small chunk at a time
+                    rows, stamps = inlet.pull_chunk(timeout=0.0, max_samples=MAX_CHUNK)
+                    items += zip(rows, stamps, strict=True)
+                    if len(stamps) < MAX_CHUNK:
+                        break
             except pylsl.LostError:
                 continue  # liblsl reconnects a restarted producer with the same source_id
-            for values, at in zip([sample, *rows], [stamp, *stamps], strict=True):
+            for values, at in items:
                 item = values[0] if is_json else np.asarray(values, dtype=float)
                 self._queue.put((name, item, at))
 
@@ -104,7 +111,11 @@ class Feed:
         while not self._stop.is_set():
             found = pylsl.resolve_byprop("name", name, minimum=1, timeout=FIND_WAIT_S)
             if found:
-                inlet = pylsl.StreamInlet(found[0], max_buflen=30, recover=True)
+                # Numeric rows as numpy arrays straight from liblsl's buffer: as lists, each
+                # ~700-channel row cost a Python float per channel, then an array (issue 18).
+                inlet = pylsl.StreamInlet(
+                    found[0], max_buflen=30, recover=True, as_numpy=name in NUMERIC_FIELDS
+                )
                 if name in NUMERIC_FIELDS:
                     labels = CATALOGUE[name].spec("engineer").labels
                     if inlet.info().channel_count() != len(labels):

@@ -23,7 +23,7 @@ from dareplane_utils.logging.logger import get_logger
 from dareplane_utils.module_cli import module_parser, parse_module_args
 
 from .app import Parts, create_app
-from .feeds import EXPECTED, Feeds
+from .feeds import EXPECTED, OBSERVE_KEEP_S, Feeds
 from .hub import Hub
 from .league import LeagueService
 from .links import Link, parse_address
@@ -49,7 +49,12 @@ class Bridge:
         self.args = args
         self.logger = logger
         self.started = time.monotonic()
-        self.feeds = Feeds(self._publish, logger, expected=args.expect or EXPECTED)
+        self.feeds = Feeds(
+            self._publish,
+            logger,
+            expected=args.expect or EXPECTED,
+            observe_keep_s=args.observe_keep_s,
+        )
         self.hub = Hub(self._snapshot, lambda: self.feeds.frame, logger)
         self.logs = LogTail(args.log_host, args.log_port, self._publish)
         self.lap_timer = Link("lap_timer", *parse_address(args.lap_timer))
@@ -143,6 +148,7 @@ class Bridge:
             "token_required": not is_loopback(self.args.http_host),
             "source": self.feeds.source_status(),
             "streams": self.feeds.describe(),
+            "observable": self.feeds.observable(),
             "inputs": self.feeds.inputs(),
             "merge": self.feeds.merge_status(),
             "websocket": self.hub.status(),
@@ -180,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="STREAM",
         help="a stream the dashboard needs, reported when missing (repeatable; default: "
         "the decoder's live streams and the lap timer's)",
+    )
+    parser.add_argument(
+        "--observe-keep-s",
+        type=float,
+        default=OBSERVE_KEEP_S,
+        help="how long a stream only the observer endpoints read stays open after a request",
     )
     parser.add_argument(
         "--token", default=None, help=f"write/admin token off loopback (env {TOKEN_ENV})"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import pylsl
 
 from dareplane_utils.stream_watcher.health import InputHealth, log_transitions
@@ -42,14 +43,20 @@ from .state import JSON_STREAMS, NUMERIC_FIELDS, LiveState, Message, TelemetryFr
 PREFIX = "raceplane."
 # Ring length per stream: 30 s of a 20 Hz game feed, enough for "samples since t" queries.
 RING_SAMPLES = 600
-# The ring of a JSON stream the dashboard does not read (kept for the observer endpoints):
-# shorter, as their texts are large (SessionHistory holds a car's laps so far, 40 a second at
-# 60 Hz); 600 of each were ~12 MB of the bridge, still growing late in a race (issue 18). The
-# dashboard's JSON streams keep RING_SAMPLES: a burst must fit the ring between two rounds.
-OBSERVED_RING_SAMPLES = 128
-OBSERVED_JSON = frozenset(
-    s.name for s in CATALOGUE if s.kind == "json" and s.name not in JSON_STREAMS
-)
+# The ring of a JSON stream: short, as texts are large (an engineer picture of 22 cars is ~40 kB
+# at 20 Hz, a session packet ~17 kB): 600 of each held ~35 MB of the bridge, growing for minutes
+# into a race (issue 18). The state takes what it needs as samples come; the ring serves only
+# the observer endpoints. A burst longer than the ring is pulled in several bites in one round.
+JSON_RING_SAMPLES = 64
+JSON_NAMES = frozenset(s.name for s in CATALOGUE if s.kind == "json")
+# The streams the dashboard reads are watched from discovery on. The others (the decoder's
+# setups, damage, session history, ...) serve only the observer endpoints: a stream of them is
+# opened when a request names it (or asks for every stream) and closed OBSERVE_KEEP_S after the
+# last such request. Watched with no reader, each cost the decoder a send and the bridge a
+# receive of every sample, and a ring (issue 18). A stream just opened gets FIRST_SAMPLE_S for
+# its first sample before the request answers with what there is.
+OBSERVE_KEEP_S = 60.0
+FIRST_SAMPLE_S = 1.0
 POLL_S = 0.005
 # Streams with a sample every game frame: the poll thread sleeps on the first one watched
 # between rounds; IDLE_WAIT_S: the longest such a sleep (a sparse sample alone, a stop).
@@ -106,6 +113,7 @@ class Feeds:
         logger: logging.Logger,
         names: list[str] | None = None,
         expected: tuple[str, ...] | list[str] = EXPECTED,
+        observe_keep_s: float = OBSERVE_KEEP_S,
     ) -> None:
         self.state = LiveState()
         # Under `lock`: discovery reports what it found, the poll loop what arrived.
@@ -114,6 +122,11 @@ class Feeds:
         self.publish = publish
         self.logger = logger
         self.only = set(names) if names else None  # None: every raceplane.* stream
+        # Watched whenever discovery sees them; the rest only while an observer asks.
+        self.always = frozenset(NUMERIC_FIELDS) | JSON_STREAMS | frozenset(expected)
+        self.asked: dict[str, float] = {}  # observer-only stream -> when last asked (monotonic)
+        self.observe_keep_s = observe_keep_s
+        self.seen: dict[str, tuple[str, float]] = {}  # shown streams: (source_id, created_at)
         self.streams: dict[str, Watched] = {}
         self.sources = SourceRule()  # whose session data is shown (guarded by the lock)
         self.merge = _new_merge()  # the producer's JSON samples in its order (poll thread)
@@ -179,12 +192,58 @@ class Feeds:
                 and (self.only is None or info.name() in self.only)
             ]
             self._choose_source(seen)
+            shown = {}
             for name, source_id, created_at in seen:
+                if self.sources.shows(name, source_id):
+                    shown[name] = (source_id, created_at)
+            with self.lock:
+                self.seen = shown
+            for name, (source_id, created_at) in shown.items():
                 if self._stop.is_set():
                     return
-                if self.sources.shows(name, source_id):
+                if self._wanted(name):
                     self._consider(name, source_id, created_at)
+            self._close_unasked()
             self._stop.wait(DISCOVER_S)
+
+    def _wanted(self, name: str) -> bool:
+        """Whether `name` is to be watched now: the dashboard's, or asked for lately."""
+        if name in self.always or self.only is not None:
+            return True
+        with self.lock:
+            asked = self.asked.get(name)
+        return asked is not None and time.monotonic() - asked < self.observe_keep_s
+
+    def _close_unasked(self) -> None:
+        """Close the observer-only streams no request has named for OBSERVE_KEEP_S."""
+        closed = []
+        with self.lock:
+            for name in list(self.streams):
+                if not self._wanted(name):
+                    self.streams.pop(name).watcher.disconnect()
+                    self.asked.pop(name, None)
+                    closed.append(name)
+        for name in closed:
+            self.logger.info("closed %s: no observer asked in %g s", name, self.observe_keep_s)
+
+    def observe(self, name: str | None) -> None:
+        """An observer request names `name` (None: every stream): open what it needs that is not
+        watched yet and give each FIRST_SAMPLE_S for a first sample; keep them open a while."""
+        now = time.monotonic()
+        with self.lock:
+            names = [name] if name is not None else list(self.seen)
+            wanted = [n for n in names if n not in self.always and n in self.seen]
+            for n in wanted:
+                self.asked[n] = now
+            closed = {n: self.seen[n] for n in wanted if n not in self.streams}
+        for n, (source_id, created_at) in closed.items():
+            self._consider(n, source_id, created_at)
+        deadline = now + FIRST_SAMPLE_S
+        while closed and time.monotonic() < deadline:
+            with self.lock:
+                if all(n not in self.streams or self.streams[n].samples for n in closed):
+                    return
+            self._stop.wait(0.02)
 
     def source_status(self) -> dict[str, Any]:
         with self.lock:
@@ -235,7 +294,7 @@ class Feeds:
         # started last. A restart with the same source_id is liblsl's to recover.
         if known is not None and (known.source_id == source_id or known.created_at >= created_at):
             return
-        ring = OBSERVED_RING_SAMPLES if name in OBSERVED_JSON else RING_SAMPLES
+        ring = JSON_RING_SAMPLES if name in JSON_NAMES else RING_SAMPLES
         watcher = StreamWatcher(name, buffer_size_samples=ring, logger=self.logger)
         identifier = {"name": name, "source_id": source_id} if source_id else {"name": name}
         try:
@@ -364,7 +423,7 @@ class Feeds:
         for data, _ in chunks:
             for text in data[:, 0]:
                 try:
-                    obj = json.loads(text)
+                    obj = _loads(text)
                 except (TypeError, ValueError):
                     watched.bad_json += 1
                     if watched.bad_json == 1:
@@ -430,6 +489,11 @@ class Feeds:
                 for name, w in sorted(self.streams.items())
             ]
 
+    def observable(self) -> list[str]:
+        """STATUS `observable`: streams seen but not watched (opened when an observer asks)."""
+        with self.lock:
+            return sorted(set(self.seen) - set(self.streams))
+
     def watched(self, name: str) -> Watched:
         watched = self.streams.get(name)
         if watched is None:
@@ -438,6 +502,7 @@ class Feeds:
 
     def last_values(self, name: str | None = None) -> dict[str, Any]:
         """Newest value of every numeric channel: {stream: {"t": t, "values": {label: v}}}."""
+        self.observe(name)
         with self.lock:
             names = [name] if name else sorted(self.streams)
             result: dict[str, Any] = {}
@@ -461,6 +526,7 @@ class Feeds:
 
     def since(self, name: str, channel: str, t0: float, limit: int) -> dict[str, Any]:
         """A channel's samples with LSL time > t0 (those still in the ring), oldest first."""
+        self.observe(name)
         with self.lock:
             watched = self.watched(name)
             labels = watched.watcher.channel_names
@@ -474,6 +540,15 @@ class Feeds:
                 "t": [float(t) for t in stamps[-limit:]],
                 "values": _plain(column) if not watched.is_json else [str(v) for v in column],
             }
+
+
+def _loads(text: str) -> Any:
+    """orjson first (a quarter of json's cost on an engineer picture, ~30 kB at 20 Hz); json
+    decides what orjson refuses (integers beyond 64 bits, NaN), as before."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _new_merge() -> SequenceMerge:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .state import CARS, Message, TelemetryFrame
@@ -131,7 +132,7 @@ class Hub:
         loop = self.loop
         if loop is None or loop.is_closed():
             return
-        items = [(json.dumps(m.as_json(), separators=(",", ":")), pulled) for m in messages]
+        items = [(_dumps(m.as_json()), pulled) for m in messages]
         with contextlib.suppress(RuntimeError):  # the loop closed between check and call
             loop.call_soon_threadsafe(self._fanout, items)
 
@@ -281,8 +282,18 @@ class Hub:
         }
 
 
+def _dumps(obj: Any) -> str:
+    """A message's text: orjson (an engineer picture, ~30 kB at 20 Hz, took json.dumps ~40 times
+    as long), json for what orjson refuses (integers beyond 64 bits). The state sends no NaN
+    (unknown is None); a stray one would be null here, which a browser parses, not NaN."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError included
+        return json.dumps(obj, separators=(",", ":"))
+
+
 def _encode(kind: str, data: Any) -> str:
-    return json.dumps({"type": kind, "data": data}, separators=(",", ":"))
+    return _dumps({"type": kind, "data": data})
 
 
 def _encode_error(error: str) -> str:
