@@ -241,9 +241,8 @@ class LapDetector:
         steady, last_tyres = self._steady, self._last_tyres
         for index in range(MAX_CARS):
             tyre = None if tyres is None else tyres[index]
-            if same is not None and index in steady and same[index]:
-                if tyre == last_tyres[index]:
-                    continue
+            if same is not None and same[index] and index in steady and tyre == last_tyres[index]:
+                continue
             last_tyres[index] = tyre
             steady.discard(index)
             if not _in_use(frame, index):
