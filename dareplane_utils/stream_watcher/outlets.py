@@ -246,3 +246,18 @@ def push_json(outlet: pylsl.StreamOutlet, obj: Any, timestamp: float | None = No
     text = encode_json(obj)
     outlet.push_sample([text], 0.0 if timestamp is None else timestamp)
     return text
+
+
+def push_json_chunk(
+    outlet: pylsl.StreamOutlet, objects: Sequence[Any], timestamps: Sequence[float]
+) -> list[str]:
+    """Push JSON objects as one chunk (one sample each, one liblsl call for all: a fraction of
+    a push_json per object); returns the texts."""
+    if outlet.channel_format != pylsl.cf_string or outlet.channel_count != 1:
+        raise ValueError("push_json_chunk needs a one-channel string outlet (see StreamSpec.json)")
+    if len(objects) != len(timestamps):
+        raise ValueError(f"{len(objects)} objects but {len(timestamps)} timestamps")
+    texts = [encode_json(obj) for obj in objects]
+    if texts:
+        outlet.push_chunk(texts, [float(t) for t in timestamps])
+    return texts
