@@ -26,7 +26,12 @@ from typing import Any
 
 import pylsl
 
-from dareplane_utils.stream_watcher.outlets import make_outlet, push_frames, push_json_chunk
+from dareplane_utils.stream_watcher.outlets import (
+    make_outlet,
+    push_frames,
+    push_json_chunk,
+    push_texts,
+)
 from modules.f1_udp.capture import CaptureWriter
 from modules.stream_catalogue import CATALOGUE, StreamDef
 from modules.telemetry_decoder.core import (
@@ -244,6 +249,8 @@ class Decoder:
             return
         if publication.rows is not None:
             push_frames(outlet, publication.rows, publication.timestamps)
+        elif publication.texts is not None:
+            push_texts(outlet, publication.texts, publication.timestamps)
         else:
             push_json_chunk(outlet, publication.objects or [], publication.timestamps)
 
