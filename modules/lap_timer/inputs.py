@@ -14,11 +14,12 @@ from .timer import LapTimer
 LAP_DATA = "raceplane.lap_data"
 CAR_STATUS = "raceplane.car_status"
 NUMERIC = (LAP_DATA, CAR_STATUS)
+SESSION_HISTORY = "raceplane.session_history"
 JSON = (
     "raceplane.session",
     "raceplane.participants",
     "raceplane.events",
-    "raceplane.session_history",
+    SESSION_HISTORY,
     "raceplane.final_classification",
 )
 STREAMS = NUMERIC + JSON
