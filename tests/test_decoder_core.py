@@ -9,6 +9,7 @@ import struct
 import numpy as np
 import pytest
 
+from dareplane_utils.stream_watcher.outlets import encode_json
 from modules.f1_udp import (
     FORMATS,
     MAX_CARS,
@@ -228,6 +229,30 @@ def test_json_streams_carry_header_names_and_event_details() -> None:
     for pub in pubs.values():
         for obj in pub.objects or ():
             json.dumps(obj, allow_nan=False)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_repeated_json_packet_keeps_its_own_header_and_text(fmt: int) -> None:
+    # SessionHistory goes round the cars with the same content: the core reuses what it made
+    # of the part after the header, so each sample must still carry its own header, and the
+    # texts it hands on must be encode_json's of the objects, byte for byte.
+    core = DecoderCore()
+    payloads = []
+    for frame, car in ((10, 3), (11, 4), (12, 3), (13, 3)):
+        history = packet(fmt, PacketId.SESSION_HISTORY, frame=frame, overall=frame + 100)
+        history["carIdx"] = car
+        history["numLaps"] = 1
+        history["lapHistoryData"]["lapTimeInMS"][0] = 90_000 + (frame == 13)
+        payloads.append(history.tobytes())
+    pub = feed(core, *payloads)["raceplane.session_history"]
+    fresh = feed(DecoderCore(), payloads[2])["raceplane.session_history"].objects[0]
+    assert pub.objects[2] == fresh
+    assert [o["header"]["frame_identifier"] for o in pub.objects] == [10, 11, 12, 13]
+    assert [o["car_idx"] for o in pub.objects] == [3, 4, 3, 3]
+    laps = [o["lap_history_data"][0]["lap_time_ms"] for o in pub.objects]
+    assert laps == [90_000, 90_000, 90_000, 90_001]
+    assert pub.texts == [encode_json(obj) for obj in pub.objects]
+    assert [json.loads(text) for text in pub.texts] == pub.objects
 
 
 def test_garbage_is_counted_by_reason_and_valid_packets_still_decode() -> None:

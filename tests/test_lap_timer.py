@@ -602,3 +602,24 @@ def test_a_database_that_is_not_one_is_refused_and_left_alone(spawn, tmp_path):
     assert process.returncode == 2
     assert "cannot open the lap database" in output and "not a database" in output
     assert path.read_bytes() == before
+
+
+def test_repeated_session_history_texts_parse_as_json_does() -> None:
+    # The feed parses a SessionHistory body it has seen once and reuses it: every sample must
+    # still come out exactly as a full parse, header included, whatever the text holds.
+    import orjson
+
+    from modules.lap_timer.feed import _json, _RepeatedJson
+
+    body = {"car_idx": 3, "num_laps": 1, "lap_history_data": [{"lap_time_ms": 90000}]}
+    texts = [
+        orjson.dumps({"header": {"session_uid": "7", "frame_identifier": f}, **body}).decode()
+        for f in (1, 2, 3)
+    ]
+    texts.append(orjson.dumps({"header": {"session_uid": "a},b"}, **body}).decode())
+    texts.append('{"header":{"session_uid":"7"},"car_idx":3,"header":{"session_uid":"8"}}')
+    texts.append('{"header":{"session_uid":"7"},"car_idx":3,"header":{"session_uid":"9"}}')
+    reader = _RepeatedJson()
+    for text in texts:
+        parsed = reader.parse([text])
+        assert parsed == _json([text]) and list(parsed) == list(_json([text]))

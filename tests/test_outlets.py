@@ -19,6 +19,8 @@ from dareplane_utils.stream_watcher.outlets import (
     push_frame,
     push_frames,
     push_json,
+    push_json_chunk,
+    push_texts,
 )
 from dareplane_utils.testing import wait_until
 
@@ -194,6 +196,22 @@ def test_json_objects_round_trip(connected):
     data, times = receive(watcher, 2)
     assert [json.loads(v) for v in data[:, 0]] == [lap, [1, 2]]
     assert times[0] == 42.0 and watcher.n_total == 2
+
+
+def test_json_chunks_arrive_one_sample_each_with_their_timestamps(connected):
+    name = unique_name()
+    outlet, watcher = connected(StreamSpec.json(name, f"{name}@test"))
+    laps = [{"lap": n, "driver": "Pérez", "tyre": None} for n in (1, 2, 3)]
+    texts = push_json_chunk(outlet, laps, [10.0, 11.0, 12.5])
+    assert texts == [encode_json(lap) for lap in laps]
+    push_texts(outlet, ['{"lap":4}'], [13.0])
+    with pytest.raises(ValueError, match="2 texts but 1 timestamps"):
+        push_texts(outlet, ["{}", "{}"], [1.0])
+    with pytest.raises(ValueError, match="cannot send as JSON"):
+        push_json_chunk(outlet, [{"gap_ms": float("nan")}], [1.0])
+    data, times = receive(watcher, 4)
+    assert [json.loads(v) for v in data[:, 0]] == [*laps, {"lap": 4}]
+    assert list(times) == [10.0, 11.0, 12.5, 13.0] and watcher.n_total == 4
 
 
 def test_multi_channel_string_frames(connected):

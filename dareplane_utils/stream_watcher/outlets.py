@@ -246,3 +246,25 @@ def push_json(outlet: pylsl.StreamOutlet, obj: Any, timestamp: float | None = No
     text = encode_json(obj)
     outlet.push_sample([text], 0.0 if timestamp is None else timestamp)
     return text
+
+
+def push_json_chunk(
+    outlet: pylsl.StreamOutlet, objects: Sequence[Any], timestamps: Sequence[float]
+) -> list[str]:
+    """Push JSON objects as one chunk (one sample each, one liblsl call for all: a fraction of
+    a push_json per object); returns the texts."""
+    texts = [encode_json(obj) for obj in objects]
+    push_texts(outlet, texts, timestamps)
+    return texts
+
+
+def push_texts(
+    outlet: pylsl.StreamOutlet, texts: Sequence[str], timestamps: Sequence[float]
+) -> None:
+    """Push texts already encoded (encode_json's) as one chunk of a one-channel string stream."""
+    if outlet.channel_format != pylsl.cf_string or outlet.channel_count != 1:
+        raise ValueError("push_texts needs a one-channel string outlet (see StreamSpec.json)")
+    if len(texts) != len(timestamps):
+        raise ValueError(f"{len(texts)} texts but {len(timestamps)} timestamps")
+    if texts:
+        outlet.push_chunk(list(texts), [float(t) for t in timestamps])

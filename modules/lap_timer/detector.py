@@ -81,6 +81,9 @@ class LapFrame:
     session_time_s: float
     frame_identifier: int
     cars: dict[str, list[int]]
+    # The same values as one (field, car) array in FIELDS order, when the frame came from a
+    # sample: the detector compares it with the frame before to skip cars nothing happened to.
+    values: np.ndarray | None = None
 
     def car(self, field: str, index: int) -> int:
         return self.cars[field][index]
@@ -105,20 +108,18 @@ class FrameLayout:
         self._columns = np.array(columns)
 
     def frame(self, sample: np.ndarray) -> LapFrame:
-        header = {name: sample[i] for name, i in self._header.items()}
-        uid = (int(header["session_uid_hi"]) << 32) | int(header["session_uid_lo"])
+        header = self._header
+        uid = (int(sample[header["session_uid_hi"]]) << 32) | int(sample[header["session_uid_lo"]])
+        cells = sample[self._columns]
+        cells[np.isnan(cells)] = 0.0  # a field a format lacks
+        values = cells.astype(np.int64)
         return LapFrame(
             session_uid=str(uid),
-            session_time_s=float(header["session_time_s"]),
-            frame_identifier=int(header["frame_identifier"]),
-            # Python ints (NaN, a field a format lacks, as 0): what the per-car logic compares.
-            cars=dict(
-                zip(
-                    FIELDS,
-                    np.nan_to_num(sample[self._columns]).astype(np.int64).tolist(),
-                    strict=True,
-                )
-            ),
+            session_time_s=float(sample[header["session_time_s"]]),
+            frame_identifier=int(sample[header["frame_identifier"]]),
+            # Python ints: what the per-car logic compares.
+            cars=dict(zip(FIELDS, values.tolist(), strict=True)),
+            values=values,
         )
 
 
@@ -177,6 +178,25 @@ class _Car:
         )
 
 
+# The rows of LapFrame.values the detector reads: a car whose values there are those of the
+# frame before (and whose tyre is too) is in the same state after this frame as before it.
+_DETECTOR_ROWS = np.array(
+    [
+        FIELDS.index(name)
+        for name in (
+            "last_lap_time_ms",
+            "sector1_time_ms",
+            "sector2_time_ms",
+            "current_lap_num",
+            "pit_status",
+            "current_lap_invalid",
+            "driver_status",
+            "result_status",
+        )
+    ]
+)
+
+
 def _in_use(frame: LapFrame, index: int) -> bool:
     # Unused slots are all zeros; a car in the session has a lap number from 1 on.
     return frame.car("current_lap_num", index) > 0 and frame.car("result_status", index) >= 1
@@ -191,6 +211,13 @@ class LapDetector:
         self._red_flag = False
         # Per car: (session time, copy of its state from then on), oldest first.
         self._history: dict[int, list[tuple[float, _Car]]] = {}
+        # Cars whose last frame changed nothing but what a frame always sets again (their
+        # sectors and validity), with the inputs of that frame: a car whose next frame has the
+        # same inputs is left as it is (feeding it again would change nothing), which spares
+        # the per-car work on most frames of a flat-out replay.
+        self._steady: set[int] = set()
+        self._last: np.ndarray | None = None
+        self._last_tyres: list[int | None] = [None] * MAX_CARS
 
     def feed(
         self, frame: LapFrame, tyres: Sequence[int | None] | None = None, red_flag: bool = False
@@ -205,10 +232,21 @@ class LapDetector:
             # Time went back: a flashback (or a restart of the same session).
             events.extend(self._rewind(frame.session_time_s))
         self._time = frame.session_time_s
+        values, last = frame.values, self._last
+        if values is None or last is None or values.shape != last.shape or not self._steady:
+            same = None
+        else:
+            same = (values[_DETECTOR_ROWS] == last[_DETECTOR_ROWS]).all(axis=0).tolist()
+        self._last = values
+        steady, last_tyres = self._steady, self._last_tyres
         for index in range(MAX_CARS):
+            tyre = None if tyres is None else tyres[index]
+            if same is not None and same[index] and index in steady and tyre == last_tyres[index]:
+                continue
+            last_tyres[index] = tyre
+            steady.discard(index)
             if not _in_use(frame, index):
                 continue
-            tyre = None if tyres is None else tyres[index]
             events.extend(self._feed_car(frame, index, tyre))
             self._remember(index, frame.session_time_s)
         return events
@@ -222,6 +260,7 @@ class LapDetector:
         if session_time_s < self._time:
             self._rewind(session_time_s)
             self._time = session_time_s
+            self._steady.clear()
 
     def _remember(self, index: int, time: float) -> None:
         car = self._cars[index]
@@ -238,6 +277,7 @@ class LapDetector:
         are retracted. A car not known then is taken as new by the next frame, and its lap
         number then says which of its laps to retract."""
         events: list[Event] = []
+        self._steady.clear()
         for index, car in list(self._cars.items()):
             history = self._history.get(index, [])
             while history and history[-1][0] > to_time:
@@ -295,6 +335,9 @@ class LapDetector:
                 car.tyre = tyre
                 if car.tyre_at_start is None:  # the lap began before the first CarStatus
                     car.tyre_at_start = tyre
+            # Nothing but the sectors and validity may change here: the same inputs again
+            # leave the car as it is.
+            self._steady.add(index)
             return ()
         # The lap number went up: the lap `car.lap` is finished (if frames were lost and it
         # jumped by more, only the last finished lap's time is known, and not its sectors).

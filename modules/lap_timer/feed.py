@@ -31,7 +31,16 @@ from dareplane_utils.stream_watcher.merge import SequenceMerge
 from dareplane_utils.stream_watcher.outlets import StreamSpec, make_outlet, push_json
 from modules.expected_inputs import expect
 
-from .inputs import CAR_STATUS, LAP_DATA, MERGE_ORDER, NUMERIC, STREAMS, Inputs, needed_channels
+from .inputs import (
+    CAR_STATUS,
+    LAP_DATA,
+    MERGE_ORDER,
+    NUMERIC,
+    SESSION_HISTORY,
+    STREAMS,
+    Inputs,
+    needed_channels,
+)
 from .timer import LapTimer
 
 # pull() never overruns a ring (a backlog waits in liblsl's queue), so a ring is only the size
@@ -98,6 +107,7 @@ class Feed:
         self._arrived: queue.SimpleQueue[tuple[str, np.ndarray, float]] = queue.SimpleQueue()
         # stream -> when a pull began that emptied its inlet (the merge's waits count from it)
         self._drained_at: dict[str, float] = {}
+        self._histories = _RepeatedJson()  # work thread only
         self.samples = dict.fromkeys(STREAMS, 0)
         self.rejected = dict.fromkeys(STREAMS, 0)
         self.lost = dict.fromkeys(STREAMS, 0)
@@ -238,9 +248,10 @@ class Feed:
         unordered: list[tuple[str, Any]] = []
         late = self.merge.counts["late"]
         for name, data, pulled_at in chunks:
+            parse = self._histories.parse if name == SESSION_HISTORY else _json
             for row in data:
                 try:
-                    sample = row if name in NUMERIC else _json(row)
+                    sample = row if name in NUMERIC else parse(row)
                 except ValueError as error:
                     self._refused(name, error)
                     continue
@@ -278,6 +289,41 @@ class Feed:
     def _refused(self, name: str, error: Exception) -> None:
         self.rejected[name] += 1
         self.logger.warning("%s: sample refused: %s", name, error)
+
+
+class _RepeatedJson:
+    """Parses JSON samples whose content after the header mostly repeats (the decoder's
+    SessionHistory goes round the cars: ~97 % of its 12 kB texts say what that car's last one
+    said): the part after the header is parsed once per distinct text and shared (the lap
+    timer only reads these objects), the header each time."""
+
+    PREFIX = '{"header":{'
+    LIMIT = 512  # distinct bodies kept (a few per car)
+
+    def __init__(self) -> None:
+        self._bodies: dict[str, dict[str, Any]] = {}
+
+    def parse(self, row: Any) -> dict[str, Any]:
+        text = row[0] if isinstance(row, list | tuple | np.ndarray) else row
+        cut = text.find("},", len(self.PREFIX)) if text.startswith(self.PREFIX) else -1
+        if cut < 0:
+            return _json(row)
+        try:
+            # Valid JSON up to the first "}," only if that is the header object's own end (a
+            # "}," inside a string leaves the text cut in the string).
+            header = orjson.loads(text[len(self.PREFIX) - 1 : cut + 1])
+        except orjson.JSONDecodeError:
+            return _json(row)
+        body_text = text[cut + 2 :]
+        body = self._bodies.get(body_text)
+        if body is None:
+            whole = _json(row)
+            if '"header":' not in body_text:  # a second header would make the split wrong
+                if len(self._bodies) >= self.LIMIT:
+                    self._bodies.clear()
+                self._bodies[body_text] = {k: v for k, v in whole.items() if k != "header"}
+            return whole
+        return {"header": header, **body}
 
 
 def _json(row: Any) -> dict[str, Any]:

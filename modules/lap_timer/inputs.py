@@ -14,11 +14,12 @@ from .timer import LapTimer
 LAP_DATA = "raceplane.lap_data"
 CAR_STATUS = "raceplane.car_status"
 NUMERIC = (LAP_DATA, CAR_STATUS)
+SESSION_HISTORY = "raceplane.session_history"
 JSON = (
     "raceplane.session",
     "raceplane.participants",
     "raceplane.events",
-    "raceplane.session_history",
+    SESSION_HISTORY,
     "raceplane.final_classification",
 )
 STREAMS = NUMERIC + JSON
@@ -147,9 +148,20 @@ class Inputs:
         ages = None
         if self._age_columns is not None:
             # NaN: a format without the field; the report then says the age is unknown.
-            ages = [int(v) if np.isfinite(v) else None for v in row[self._age_columns]]
-        self.timer.on_car_status(str(uid), [int(v) for v in row[self._tyre_columns]], ages)
+            ages = _ints(row[self._age_columns])
+        compounds = _ints(row[self._tyre_columns])
+        if None in compounds:
+            raise ValueError("car_status: a tyre compound that is not a number")
+        self.timer.on_car_status(str(uid), compounds, ages)  # type: ignore[arg-type]
 
     def _session_history(self, packet: dict[str, Any]) -> None:
         car, laps = session_history_laps(packet)
         self.timer.reconcile(session_uid(packet), car, laps)
+
+
+def _ints(values: np.ndarray) -> list[int | None]:
+    """Python ints of a row's values, None where one is not finite (one cast for the row)."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return values.astype(np.int64).tolist()
+    return [int(v) if ok else None for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]

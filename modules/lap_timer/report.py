@@ -86,11 +86,15 @@ class ReportState:
 
     def on_frame(self, frame: LapFrame) -> None:
         t = self._t = frame.session_time_s
-        for index in range(min(MAX_CARS, len(frame.cars["current_lap_num"]))):
-            lap = frame.car("current_lap_num", index)
+        cars = frame.cars  # the field lists directly: this runs for every car of every frame
+        active = cars["pit_lane_timer_active"]
+        lanes = self._lane
+        for index, lap in enumerate(cars["current_lap_num"][:MAX_CARS]):
             if lap <= 0:
                 continue
             self._laps[index] = lap
+            if not self.feed and not active[index] and index not in lanes:
+                continue  # on track, not in the pit lane: nothing else to note
             if self.feed:
                 # The feed starts a stint whenever a car leaves the pit lane.
                 in_pit = frame.car("pit_status", index) > 0

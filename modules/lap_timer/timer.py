@@ -105,22 +105,26 @@ class LapTimer:
             self._update_cars(session, frame)
 
     def _update_cars(self, session: Session, frame: LapFrame) -> None:
-        for index in range(len(frame.cars["current_lap_num"])):
-            lap_num = frame.car("current_lap_num", index)
-            result = frame.car("result_status", index)
+        cars = frame.cars  # the field lists directly: this runs for every car of every frame
+        rows = zip(
+            cars["current_lap_num"],
+            cars["result_status"],
+            cars["num_pit_stops"],
+            cars["grid_position"],
+            cars["car_position"],
+            strict=True,
+        )
+        for index, (lap_num, result, stops, grid, position) in enumerate(rows):
             if lap_num <= 0 or result < 1:
                 continue
-            car = self._car(session, index)
+            car = session.cars.get(index) or self._car(session, index)
             status = RESULT_NAMES.get(result, "running")
             if session.final_order and status == "running":
                 status = car.status  # the classification is final; late frames don't undo it
-            stops = frame.car("num_pit_stops", index)
-            grid = frame.car("grid_position", index)
-            if (car.status, car.pit_stops, car.grid_position) != (status, stops, grid):
+            if car.status != status or car.pit_stops != stops or car.grid_position != grid:
                 car.status, car.pit_stops, car.grid_position = status, stops, grid
                 self.store.save_car(session.uid, index, car)
                 self._dirty.add(session.uid)
-            position = frame.car("car_position", index)
             if position != car.position:
                 car.position = position
                 self._dirty.add(session.uid)

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
+from dareplane_utils.stream_watcher.outlets import encode_json
 from modules.f1_udp import FORMATS, PACKET_SIZES, PacketId, UnknownPacketError, packet_dtype
 from modules.stream_catalogue import BY_PACKET_ID
 from modules.telemetry_decoder.extract import RowPlan
-from modules.telemetry_decoder.json_packets import to_json
+from modules.telemetry_decoder.json_packets import header_json, to_json
 
 NOTICES = "raceplane.decoder"
 _HEADER = struct.Struct("<HBBBBBQfIIBB")
@@ -38,6 +40,8 @@ PER_FRAME_TYPES = frozenset(
 # A small step back in overallFrameIdentifier is reordering on the network; more is a restart.
 REORDER_TOLERANCE = 5
 REJECT_LOG_INTERVAL_S = 5.0
+# Distinct JSON packet contents kept for reuse (two per car and type cover a race's rotation).
+BODY_CACHE = 512
 RATE_WINDOW_S = 5.0
 
 
@@ -56,6 +60,8 @@ class Publication:
     timestamps: list[float]
     rows: np.ndarray | None = None
     objects: list[dict[str, Any]] | None = None
+    # The objects' JSON texts (encode_json's, byte for byte), where the core has them already.
+    texts: list[str] | None = None
 
 
 @dataclass
@@ -106,6 +112,15 @@ class Source:
         }
 
 
+def _raw_json(obj: dict[str, Any]) -> bytes | None:
+    """orjson's text of `obj` when it is what encode_json sends (no null in it), else None."""
+    try:
+        raw = orjson.dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError included
+        return None
+    return None if b"null" in raw else raw
+
+
 def describe_notice(notice: dict[str, Any]) -> str:
     """One log line for a notice on raceplane.decoder (the README promises these in the log)."""
     kind, source = notice["kind"], notice.get("source")
@@ -135,6 +150,9 @@ class DecoderCore:
         self.received = 0
         self.bytes = 0
         self._plans: dict[tuple[int, int], RowPlan] = {}
+        # (format, packet id, bytes after the header) -> (JSON object without its header, its
+        # orjson text or None); see _json.
+        self._bodies: dict[tuple[int, int, bytes], tuple[dict[str, Any], bytes | None]] = {}
         self._unlogged: Counter[str] = Counter()
         self._examples: dict[str, str] = {}
         self._last_report = now
@@ -158,9 +176,10 @@ class DecoderCore:
             self._follow(source, datagram, packet_id, notices)
             stream = BY_PACKET_ID[packet_id]
             if stream.kind == "json":
-                obj = self._json(datagram, fmt, packet_id, source)
-                if obj is None:
+                decoded = self._json(datagram, fmt, packet_id, source)
+                if decoded is None:
                     continue
+                obj, text = decoded
                 if packet_id == PacketId.SESSION:
                     source.track = {
                         "track_id": obj["track_id"],
@@ -168,10 +187,13 @@ class DecoderCore:
                         "session_type": obj["session_type"],
                         "session_type_name": obj["session_type_name"],
                     }
-                pub = out.setdefault(stream.name, Publication(stream.name, [], objects=[]))
+                pub = out.setdefault(
+                    stream.name, Publication(stream.name, [], objects=[], texts=[])
+                )
                 pub.timestamps.append(datagram.time)
-                assert pub.objects is not None
+                assert pub.objects is not None and pub.texts is not None
                 pub.objects.append(obj)
+                pub.texts.append(text)
             else:
                 numeric[(fmt, packet_id)].append((datagram, source.index))
                 if stream.name not in out:
@@ -207,13 +229,36 @@ class DecoderCore:
 
     def _json(
         self, datagram: Datagram, fmt: int, packet_id: int, source: Source
-    ) -> dict[str, Any] | None:
-        packet = np.frombuffer(datagram.data, packet_dtype(fmt, packet_id), count=1)[0]
-        try:
-            return to_json(packet, datagram.data, source.index)
-        except UnknownPacketError as error:
-            self._reject("unknown_event_code", str(error))
-            return None
+    ) -> tuple[dict[str, Any], str] | None:
+        """The packet's JSON object and text. Most JSON packets repeat what the one before
+        said (SessionHistory and TyreSets go round the cars, ~97 % unchanged): the part after
+        the header is converted and encoded once per distinct content, and reused."""
+        dtype = packet_dtype(fmt, packet_id)
+        header_size = dtype.fields["header"][0].itemsize
+        key = (fmt, packet_id, datagram.data[header_size:])
+        cached = self._bodies.get(key)
+        if cached is None:
+            packet = np.frombuffer(datagram.data, dtype, count=1)[0]
+            try:
+                obj = to_json(packet, datagram.data, source.index)
+            except UnknownPacketError as error:
+                self._reject("unknown_event_code", str(error))
+                return None
+            header = obj.pop("header")
+            cached = (obj, _raw_json(obj))
+            if len(self._bodies) >= BODY_CACHE:
+                self._bodies.clear()
+            self._bodies[key] = cached
+            obj = {"header": header, **obj}
+        else:
+            packet = np.frombuffer(datagram.data, dtype, count=1)[0]
+            obj = {"header": header_json(packet["header"], source.index), **cached[0]}
+        header_raw = _raw_json(obj["header"])
+        body_raw = cached[1]
+        if header_raw is None or body_raw is None:  # encode_json's slow path decides
+            return obj, encode_json(obj)
+        tail = b"," + body_raw[1:] if len(body_raw) > 2 else b"}"
+        return obj, (b'{"header":' + header_raw + tail).decode()
 
     # ---- checking -------------------------------------------------------------------------
 

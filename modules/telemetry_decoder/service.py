@@ -26,7 +26,12 @@ from typing import Any
 
 import pylsl
 
-from dareplane_utils.stream_watcher.outlets import make_outlet, push_frames, push_json
+from dareplane_utils.stream_watcher.outlets import (
+    make_outlet,
+    push_frames,
+    push_json_chunk,
+    push_texts,
+)
 from modules.f1_udp.capture import CaptureWriter
 from modules.stream_catalogue import CATALOGUE, StreamDef
 from modules.telemetry_decoder.core import (
@@ -244,9 +249,10 @@ class Decoder:
             return
         if publication.rows is not None:
             push_frames(outlet, publication.rows, publication.timestamps)
+        elif publication.texts is not None:
+            push_texts(outlet, publication.texts, publication.timestamps)
         else:
-            for obj, stamp in zip(publication.objects or (), publication.timestamps, strict=True):
-                push_json(outlet, obj, stamp)
+            push_json_chunk(outlet, publication.objects or [], publication.timestamps)
 
     def _close_capture(self) -> None:
         if self._capture is not None:
